@@ -1,0 +1,127 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// knob is one setting of the server: a flag with an environment-variable twin. The variable
+// sets the default; the flag, when given, wins.
+type knob struct {
+	flag, env, def, usage string
+	target                *string
+}
+
+// config is the server's configuration as read from the environment and flags.
+type config struct {
+	databaseURL     string
+	jwtSecret       string
+	jwksURL         string
+	addr            string
+	tables          string
+	maxBody         string
+	maxPayload      string
+	maxChanges      string
+	allowNoExp      string
+	dbMaxConns      string
+	natsURL         string
+	nodeID          string
+	logLevel        string
+	shutdownTimeout string
+}
+
+// knobs lists every setting of serve and dev. --help prints them in this order.
+func (c *config) knobs() []knob {
+	return []knob{
+		{"database-url", "DATABASE_URL", "", "PostgreSQL connection URL (serve: required; dev: default is a throwaway cluster)", &c.databaseURL},
+		{"jwt-secret", "JWT_SECRET", "", "HMAC secret for HS256/384/512 tokens", &c.jwtSecret},
+		{"jwt-jwks-url", "JWT_JWKS_URL", "", "JWKS URL for RS256/ES256 tokens (keys cached, refreshed every 5 min and on an unknown kid)", &c.jwksURL},
+		{"addr", "PULSESYNC_ADDR", ":8080", "listen address", &c.addr},
+		{"tables", "PULSESYNC_TABLES", "", "registered tables, comma-separated schema.table; each needs a uuid primary key", &c.tables},
+		{"max-body", "PULSESYNC_MAX_BODY", "32MiB", "largest request body (bytes, or with KiB/MiB/GiB); Sep-2025 KMP clients upload their whole queue at once", &c.maxBody},
+		{"max-payload", "PULSESYNC_MAX_PAYLOAD", "0", "largest payload of one change in bytes; 0 = only the body limit", &c.maxPayload},
+		{"max-changes", "PULSESYNC_MAX_CHANGES", "0", "most changes in one upload, answered batch_too_large beyond; 0 = no limit (recommended, PROTOCOL.md §9.3)", &c.maxChanges},
+		{"allow-no-exp", "PULSESYNC_ALLOW_NO_EXP", "false", "accept tokens without an exp claim (they never expire)", &c.allowNoExp},
+		{"db-max-conns", "PULSESYNC_DB_MAX_CONNS", "0", "database pool size; 0 = pgx default (4 × CPUs, at least 4) unless the URL sets pool_max_conns", &c.dbMaxConns},
+		{"nats-url", "NATS_URL", "", "NATS server URL for push fan-out between nodes; empty = Postgres LISTEN/NOTIFY", &c.natsURL},
+		{"node-id", "PULSESYNC_NODE_ID", "", "this node's name in logs and metrics; empty = hostname-pid", &c.nodeID},
+		{"log-level", "PULSESYNC_LOG_LEVEL", "info", "debug, info, warn or error", &c.logLevel},
+		{"shutdown-timeout", "PULSESYNC_SHUTDOWN_TIMEOUT", "20s", "how long a graceful shutdown waits for in-flight requests", &c.shutdownTimeout},
+	}
+}
+
+// register adds the knobs to fs, with defaults taken from the environment.
+func (c *config) register(fs *flag.FlagSet) {
+	for _, k := range c.knobs() {
+		def := k.def
+		if v, ok := os.LookupEnv(k.env); ok {
+			def = v
+		}
+		fs.StringVar(k.target, k.flag, def, fmt.Sprintf("%s (env %s)", k.usage, k.env))
+	}
+}
+
+// settings is config checked and converted.
+type settings struct {
+	config
+	maxBody         int64
+	maxPayload      int
+	maxChanges      int
+	allowNoExp      bool
+	dbMaxConns      int32
+	shutdownTimeout time.Duration
+}
+
+// parse checks every knob and reports the first bad one by its flag and variable.
+func (c config) parse() (settings, error) {
+	s := settings{config: c}
+	var err error
+	if s.maxBody, err = parseSize(c.maxBody); err != nil || s.maxBody <= 0 {
+		return s, fmt.Errorf("--max-body / PULSESYNC_MAX_BODY: %q is not a positive size", c.maxBody)
+	}
+	if s.maxPayload, err = strconv.Atoi(c.maxPayload); err != nil || s.maxPayload < 0 {
+		return s, fmt.Errorf("--max-payload / PULSESYNC_MAX_PAYLOAD: %q is not a byte count", c.maxPayload)
+	}
+	if s.maxChanges, err = strconv.Atoi(c.maxChanges); err != nil || s.maxChanges < 0 {
+		return s, fmt.Errorf("--max-changes / PULSESYNC_MAX_CHANGES: %q is not a count", c.maxChanges)
+	}
+	if s.allowNoExp, err = strconv.ParseBool(c.allowNoExp); err != nil {
+		return s, fmt.Errorf("--allow-no-exp / PULSESYNC_ALLOW_NO_EXP: %q is not true or false", c.allowNoExp)
+	}
+	conns, err := strconv.ParseInt(c.dbMaxConns, 10, 32)
+	if err != nil || conns < 0 {
+		return s, fmt.Errorf("--db-max-conns / PULSESYNC_DB_MAX_CONNS: %q is not a count", c.dbMaxConns)
+	}
+	s.dbMaxConns = int32(conns)
+	if s.shutdownTimeout, err = time.ParseDuration(c.shutdownTimeout); err != nil || s.shutdownTimeout <= 0 {
+		return s, fmt.Errorf("--shutdown-timeout / PULSESYNC_SHUTDOWN_TIMEOUT: %q is not a duration", c.shutdownTimeout)
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		return s, err
+	}
+	if s.nodeID == "" {
+		host, _ := os.Hostname()
+		s.nodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	return s, nil
+}
+
+// parseSize reads a byte count, optionally with a KiB, MiB or GiB suffix.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(s, suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, suffix)), m
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/pulsesync/pulsesync/httpapi"
+	"github.com/pulsesync/pulsesync/httpapi/auth"
+	"github.com/pulsesync/pulsesync/internal/demo"
+	"github.com/pulsesync/pulsesync/internal/pgcluster"
+)
+
+// devTokenTTL is the lifetime of the tokens dev prints: a working day of poking at the server.
+const devTokenTTL = 24 * time.Hour
+
+// devCommand runs a node for development: without DATABASE_URL on a throwaway PostgreSQL
+// started from the machine's own binaries (removed on exit), with the demo schema registered,
+// the KMP test suite's JWT secret, /dummy-signin, and ready-to-paste tokens and curl lines.
+func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c config
+	fs := newFlagSet("dev", "Run a development node: throwaway PostgreSQL (unless DATABASE_URL is set),\ndemo schema business.users/business.posts, dev JWT secret, printed tokens.", stderr)
+	c.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	s, err := c.parse()
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	log := newLogger(stderr, s.logLevel, true)
+	extras := nodeExtras{}
+	if s.tables == "" {
+		s.tables = strings.Join(demo.Tables(), ",")
+		extras.setupSQL = demo.SchemaSQL
+	}
+	if s.jwtSecret == "" && s.jwksURL == "" {
+		s.jwtSecret = demo.Secret
+	}
+	if s.jwtSecret != "" {
+		extras.devSignIn = &httpapi.DevSignIn{Secret: []byte(s.jwtSecret)}
+	}
+	if s.databaseURL == "" {
+		log.Info("starting a throwaway PostgreSQL from the local binaries")
+		cluster, err := pgcluster.Start(ctx, pgcluster.Config{Logger: log})
+		if err != nil {
+			return fmt.Errorf("start throwaway PostgreSQL: %w", err)
+		}
+		defer func() {
+			if err := cluster.Stop(); err != nil {
+				log.Warn("stop throwaway PostgreSQL", "err", err)
+			}
+		}()
+		s.databaseURL = cluster.URL("postgres")
+	}
+	extras.onListen = func(addr net.Addr) {
+		if err := printBanner(stdout, addr, s.jwtSecret); err != nil {
+			log.Warn("print dev banner", "err", err)
+		}
+	}
+	return runNode(ctx, s, extras, log)
+}
+
+// printBanner prints dev tokens for two devices of one user and curl lines that use them.
+func printBanner(w io.Writer, addr net.Addr, secret string) error {
+	base := "http://" + addr.String()
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		base = fmt.Sprintf("http://localhost:%d", tcp.Port)
+	}
+	if secret == "" {
+		_, err := fmt.Fprintf(w, "\npulsesync dev is serving on %s (tokens come from your JWKS issuer)\n\n", base)
+		return err
+	}
+	phone, err := auth.Mint([]byte(secret), "alice", "phone", devTokenTTL)
+	if err != nil {
+		return err
+	}
+	laptop, err := auth.Mint([]byte(secret), "alice", "laptop", devTokenTTL)
+	if err != nil {
+		return err
+	}
+	const pk = "6f0d3c4e-8f0b-4c1e-9a57-2f1e3b7c9d01"
+	_, err = fmt.Fprintf(w, `
+pulsesync dev is serving on %[1]s
+Demo tables: business.users(id, name, email), business.posts(id, title, content, author_id).
+Tokens for user "alice" (valid %[4]s): device "phone" and device "laptop".
+
+export PHONE_TOKEN=%[2]s
+export LAPTOP_TOKEN=%[3]s
+
+# the phone uploads a row
+curl -s -X POST %[1]s/sync/upload -H "Authorization: Bearer $PHONE_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"last_server_seq_seen":0,"changes":[{"source_change_id":1,"schema":"business","table":"users","op":"INSERT","pk":"%[5]s","server_version":0,"payload":{"id":"%[5]s","name":"Ann","email":"ann@example.com"}}]}'
+
+# the laptop downloads it
+curl -s "%[1]s/sync/download?after=0&limit=100&schema=business" -H "Authorization: Bearer $LAPTOP_TOKEN"
+
+# a token for any user and device
+curl -s -X POST %[1]s/dummy-signin -d '{"user":"bob","password":"x","device":"tablet"}'
+
+`, base, phone, laptop, devTokenTTL, pk)
+	return err
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pulsesync/pulsesync/httpapi"
+	"github.com/pulsesync/pulsesync/httpapi/auth"
+	"github.com/pulsesync/pulsesync/pg"
+)
+
+// nodeExtras are what dev adds to a plain serve.
+type nodeExtras struct {
+	setupSQL  string              // run after migrations, before table discovery
+	devSignIn *httpapi.DevSignIn  // mount /dummy-signin
+	onListen  func(addr net.Addr) // called once the listener is open
+}
+
+// runNode runs one pulsesync node until ctx is cancelled, then shuts it down gracefully: stop
+// accepting, let in-flight requests finish (up to the shutdown timeout), close the pool.
+func runNode(ctx context.Context, s settings, extras nodeExtras, log *slog.Logger) error {
+	if s.databaseURL == "" {
+		return errors.New("no database: set DATABASE_URL or --database-url")
+	}
+	names, err := tableNames(s.tables)
+	if err != nil {
+		return err
+	}
+	pool, err := pg.Connect(ctx, pg.PoolConfig{URL: s.databaseURL, MaxConns: s.dbMaxConns})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	applied, err := pg.Migrate(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		log.Info("migrated the sync schema", "applied", strings.Join(applied, ","))
+	}
+	if extras.setupSQL != "" {
+		if _, err := pool.Exec(ctx, extras.setupSQL); err != nil {
+			return fmt.Errorf("create demo schema: %w", err)
+		}
+	}
+	reg, err := pg.Discover(ctx, pool, names)
+	if err != nil {
+		return err
+	}
+	store := pg.NewStore(pool, reg, pg.StoreConfig{MaxPayloadBytes: s.maxPayload, MaxChanges: s.maxChanges, Logger: log})
+	verifier, err := auth.NewVerifier(ctx, auth.Config{Secret: []byte(s.jwtSecret), JWKSURL: s.jwksURL, AllowNoExp: s.allowNoExp, Logger: log})
+	if err != nil {
+		return fmt.Errorf("token verification: %w", err)
+	}
+	defer verifier.Close()
+	api, err := httpapi.New(httpapi.Config{Store: store, Verifier: verifier, MaxBodyBytes: s.maxBody,
+		DevSignIn: extras.devSignIn, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("pulsesync serving", "addr", ln.Addr().String(), "node", s.nodeID, "tables", len(reg.Tables()))
+	if extras.onListen != nil {
+		extras.onListen(ln.Addr())
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", s.shutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	return nil
+}
+
+// tableNames parses PULSESYNC_TABLES.
+func tableNames(list string) ([]pg.TableName, error) {
+	var names []pg.TableName
+	for _, part := range strings.Split(list, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		n, err := pg.ParseTableName(part)
+		if err != nil {
+			return nil, fmt.Errorf("--tables / PULSESYNC_TABLES: %w", err)
+		}
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return nil, errors.New("no registered tables: set PULSESYNC_TABLES or --tables, e.g. business.users,business.posts")
+	}
+	return names, nil
+}

@@ -1,0 +1,11 @@
+// Package auth verifies the Bearer JWTs of the v0 sync protocol and mints development tokens.
+//
+// A token names a user (claim sub) and one of the user's devices, the source (claim did);
+// PROTOCOL.md §1.3 is the contract. Tokens are signed either with a shared HMAC secret
+// (HS256/384/512, the reference server's only mode) or with asymmetric keys published at a JWKS
+// URL (RS*, PS*, ES*). The token's alg picks the key source, and only algorithms of configured
+// sources are accepted, so "none" and key-confusion tricks are always rejected.
+//
+// The package knows nothing about HTTP handlers or the rest of pulsesync: the httpapi middleware
+// turns its errors into 401 responses.
+package auth

@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+
+	"github.com/pulsesync/pulsesync/pg"
+)
+
+// Download parameter defaults and bounds (PROTOCOL.md §4.1).
+const (
+	defaultDownloadLimit = 100
+	maxDownloadLimit     = 1000
+)
+
+// schemaPattern is the rule for the download's schema filter. Unlike uploads, the filter is not
+// lower-cased first: "Business" is refused.
+var schemaPattern = regexp.MustCompile(`^[a-z0-9_]+$`)
+
+// download serves GET /sync/download (PROTOCOL.md §4): 200 with one page of the user's stream,
+// 400 invalid_request for a bad parameter, 500 download_failed when the database fails.
+func (s *Server) download(w http.ResponseWriter, r *http.Request) {
+	q, message := parseDownloadQuery(r.URL.Query())
+	if message != "" {
+		writeError(w, http.StatusBadRequest, codeInvalidRequest, message)
+		return
+	}
+	id := identityOf(r.Context())
+	page, err := s.store.Download(r.Context(), id.User, id.Source, q)
+	if err != nil {
+		s.serverError(r, "download failed", err)
+		writeError(w, http.StatusInternalServerError, codeDownloadFailed, "Failed to process download")
+		return
+	}
+	s.writeEncoded(w, func(b []byte) []byte { return appendDownloadPage(b, &page) })
+}
+
+// parseDownloadQuery validates the parameters in the protocol's order and returns the first
+// failure's message verbatim, or "" (PROTOCOL.md §4.1). An empty value counts as absent.
+func parseDownloadQuery(v url.Values) (q pg.DownloadQuery, message string) {
+	q.Limit = defaultDownloadLimit
+	if s := v.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		switch {
+		case err != nil:
+			return q, "after must be an integer"
+		case n < 0:
+			return q, "after must be >= 0"
+		}
+		q.After = n
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		switch {
+		case err != nil:
+			return q, "limit must be an integer"
+		case n < 1 || n > maxDownloadLimit:
+			return q, "limit must be between 1 and 1000"
+		}
+		q.Limit = n
+	}
+	if s := v.Get("schema"); s != "" {
+		if !schemaPattern.MatchString(s) {
+			return q, "invalid schema name"
+		}
+		q.Schema = s
+	}
+	q.IncludeSelf = v.Get("include_self") == "true"
+	if s := v.Get("until"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		switch {
+		case err != nil:
+			return q, "until must be an integer"
+		case n < 0:
+			return q, "until must be >= 0"
+		}
+		q.Until = n
+	}
+	return q, ""
+}

@@ -1,0 +1,36 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// readyTimeout bounds the database check of GET /ready, so a hung database makes the probe fail
+// instead of hang.
+const readyTimeout = 2 * time.Second
+
+// health serves GET /health, the liveness probe: the process answers, nothing else is checked.
+func health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, map[string]string{"status": "healthy"})
+}
+
+// ready serves GET /ready, the readiness probe: 200 when the database answers, 503 not_ready
+// otherwise.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.serverError(r, "readiness check failed", err)
+		writeError(w, http.StatusServiceUnavailable, codeNotReady, "database unreachable")
+		return
+	}
+	writeJSON(w, map[string]string{"status": "ready"})
+}
+
+// schemaVersion serves GET /sync/schema-version (PROTOCOL.md §5).
+func (s *Server) schemaVersion(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, struct {
+		SchemaVersion int `json:"schema_version"`
+	}{s.cfg.SchemaVersion})
+}

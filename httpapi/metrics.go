@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsesync/pulsesync/pg"
+)
+
+// metrics are the server's Prometheus instruments. Route labels are chi route patterns (or
+// "unmatched"), never raw paths, so their number is bounded by the router.
+type metrics struct {
+	requests      *prometheus.CounterVec   // route, code
+	duration      *prometheus.HistogramVec // route
+	uploadChanges *prometheus.CounterVec   // status
+}
+
+// newMetrics creates the instruments and registers them, with a collector of store's pool
+// statistics, in registry.
+func newMetrics(registry prometheus.Registerer, store *pg.Store) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulsesync_http_requests_total",
+			Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pulsesync_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route pattern.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+		uploadChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulsesync_upload_changes_total",
+			Help: "Uploaded changes, by outcome (applied, conflict, invalid).",
+		}, []string{"status"}),
+	}
+	for _, status := range []pg.Status{pg.StatusApplied, pg.StatusConflict, pg.StatusInvalid} {
+		m.uploadChanges.WithLabelValues(string(status)) // export zeros before the first upload
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.uploadChanges, newPoolCollector(store)} {
+		if err := registry.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// observeRequest records one answered request.
+func (m *metrics) observeRequest(route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// observeUpload counts the outcomes of one processed upload.
+func (m *metrics) observeUpload(outcomes []pg.Outcome) {
+	counts := make(map[pg.Status]int, 3)
+	for _, o := range outcomes {
+		counts[o.Status]++
+	}
+	for status, n := range counts {
+		m.uploadChanges.WithLabelValues(string(status)).Add(float64(n))
+	}
+}
+
+// poolCollector reports the store's connection pool statistics at scrape time, so the values
+// are never stale and nothing polls the pool between scrapes.
+type poolCollector struct {
+	store *pg.Store
+
+	conns, maxConns                                     *prometheus.Desc
+	acquires, emptyAcquires, canceledAcquires, waitTime *prometheus.Desc
+}
+
+func newPoolCollector(store *pg.Store) *poolCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("pulsesync_pg_pool_"+name, help, labels, nil)
+	}
+	return &poolCollector{
+		store:            store,
+		conns:            d("connections", "Connections of the database pool, by state (acquired, idle, constructing).", "state"),
+		maxConns:         d("max_connections", "The database pool's maximum size."),
+		acquires:         d("acquires_total", "Connections acquired from the database pool."),
+		emptyAcquires:    d("empty_acquires_total", "Acquires that had to wait for a connection or create one."),
+		canceledAcquires: d("canceled_acquires_total", "Acquires canceled by their context."),
+		waitTime:         d("acquire_wait_seconds_total", "Time spent waiting for a pool connection."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.conns, c.maxConns, c.acquires, c.emptyAcquires, c.canceledAcquires, c.waitTime} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.store.Stat()
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.AcquiredConns()), "acquired")
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.IdleConns()), "idle")
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.ConstructingConns()), "constructing")
+	ch <- prometheus.MustNewConstMetric(c.maxConns, prometheus.GaugeValue, float64(st.MaxConns()))
+	ch <- prometheus.MustNewConstMetric(c.acquires, prometheus.CounterValue, float64(st.AcquireCount()))
+	ch <- prometheus.MustNewConstMetric(c.emptyAcquires, prometheus.CounterValue, float64(st.EmptyAcquireCount()))
+	ch <- prometheus.MustNewConstMetric(c.canceledAcquires, prometheus.CounterValue, float64(st.CanceledAcquireCount()))
+	ch <- prometheus.MustNewConstMetric(c.waitTime, prometheus.CounterValue, st.AcquireDuration().Seconds())
+}

@@ -1,0 +1,401 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pulsesync/pulsesync/sequencer"
+)
+
+// maxAttempts bounds how often an upload transaction is re-run after a transient failure
+// (serialization failure, deadlock, lock timeout), as the reference does (§3.4 step 11).
+const maxAttempts = 3
+
+// Upload judges and applies one upload of user from source, in one transaction, and returns
+// one outcome per change in request order (PROTOCOL.md §3).
+//
+// Only applied changes enter the stream and consume their idempotency key (invariant I2,
+// §10.2): statuses are decided in Go from a few bulk reads taken under the user's sequence
+// lock, then the stream entries, row versions and the sequence move are written in bulk. A
+// *RequestError means the request as a whole breaks a rule and nothing was applied. Any other
+// error means the database failed (after retries) and nothing was applied either.
+func (s *Store) Upload(ctx context.Context, user, source string, in []ChangeInput) (UploadResult, error) {
+	res := UploadResult{Accepted: true, Outcomes: make([]Outcome, len(in))}
+	if s.cfg.MaxChanges > 0 && len(in) > s.cfg.MaxChanges {
+		return s.refuseBatch(ctx, user, in, res)
+	}
+	changes, err := s.prepare(in, res.Outcomes)
+	if err != nil {
+		return UploadResult{}, err
+	}
+	for _, o := range res.Outcomes {
+		if o.Invalid != nil && o.Invalid.Reason == ReasonUnregisteredTable {
+			res.Accepted = false
+		}
+	}
+	if len(changes) == 0 {
+		res.Highest, err = s.Watermark(ctx, user)
+		return res, err
+	}
+	for attempt := 1; ; attempt++ {
+		err = s.applyOnce(ctx, user, source, changes, &res)
+		if err == nil || !transient(err) || attempt == maxAttempts {
+			break
+		}
+		s.cfg.Logger.Warn("upload transaction retried", "user", user, "source", source, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return UploadResult{}, ctx.Err()
+		case <-time.After(time.Duration(attempt*attempt) * 40 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return UploadResult{}, err
+	}
+	return res, nil
+}
+
+// refuseBatch answers an upload over the configured size: every change batch_too_large,
+// accepted false, nothing applied (§3.4 step 4).
+func (s *Store) refuseBatch(ctx context.Context, user string, in []ChangeInput, res UploadResult) (UploadResult, error) {
+	message := fmt.Sprintf("batch too large: changes=%d limit=%d", len(in), s.cfg.MaxChanges)
+	for i := range in {
+		res.Outcomes[i] = Outcome{SourceChangeID: in[i].SourceChangeID, Status: StatusInvalid,
+			Invalid: &Invalid{Reason: ReasonBatchTooLarge, Message: message, Details: InvalidDetails{Error: message}}}
+	}
+	res.Accepted = false
+	var err error
+	res.Highest, err = s.Watermark(ctx, user)
+	return res, err
+}
+
+// prepare validates every change, fills the outcomes of invalid ones, refuses requests that
+// repeat a source_change_id or a row key, and returns the valid changes in processing order:
+// upserts parents first, then deletes children first, request order within a table (§3.4).
+func (s *Store) prepare(in []ChangeInput, outcomes []Outcome) ([]*change, error) {
+	seenIDs := make(map[int64]struct{}, len(in))
+	seenRows := make(map[rowKey]struct{}, len(in))
+	changes := make([]*change, 0, len(in))
+	for i := range in {
+		outcomes[i].SourceChangeID = in[i].SourceChangeID
+		if _, dup := seenIDs[in[i].SourceChangeID]; dup {
+			return nil, &RequestError{Message: fmt.Sprintf("duplicate source_change_id %d in one request", in[i].SourceChangeID)}
+		}
+		seenIDs[in[i].SourceChangeID] = struct{}{}
+		c, invalid := s.validate(i, &in[i])
+		if invalid != nil {
+			outcomes[i].Status, outcomes[i].Invalid = StatusInvalid, invalid
+			continue
+		}
+		if _, dup := seenRows[c.key()]; dup {
+			return nil, &RequestError{Message: fmt.Sprintf("more than one change for row %s pk=%s in one request", c.table.Name, c.pk)}
+		}
+		seenRows[c.key()] = struct{}{}
+		changes = append(changes, c)
+	}
+	slices.SortStableFunc(changes, func(a, b *change) int {
+		if a.upsert() != b.upsert() {
+			if a.upsert() {
+				return -1
+			}
+			return 1
+		}
+		if a.upsert() {
+			return a.table.rank - b.table.rank
+		}
+		return b.table.rank - a.table.rank
+	})
+	return changes, nil
+}
+
+// rowState is the server's record of a row before this upload.
+type rowState struct {
+	version  int64
+	deleted  bool
+	serverID int64 // stream entry holding the current after-image
+}
+
+// applyOnce runs the upload transaction once, filling res. On error nothing is committed and
+// res may hold partial outcomes, which the next attempt overwrites.
+func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*change, res *UploadResult) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin upload: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	// One round trip: the user's lock, then everything the decisions depend on. Statements
+	// after the lock take their snapshots after it, so they see the user's latest commits.
+	batch := &pgx.Batch{}
+	if s.reg.deferrable {
+		// Projection failures must surface inside the projection's savepoint, not at commit
+		// where they would fail the whole upload (PROTOCOL.md §10.3 #5).
+		batch.Queue(`SET CONSTRAINTS ALL IMMEDIATE`)
+	}
+	block := sequencer.QueueLock(batch, user)
+	recorded := queueRecorded(batch, user, source, changes)
+	states, hasFailures := queueRowStates(batch, user, changes)
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("read upload state: %w", err)
+	}
+
+	applied := s.decide(changes, *recorded, states, res.Outcomes)
+	if err := s.fillConflictRows(ctx, tx, user, changes, states, res.Outcomes); err != nil {
+		return err
+	}
+
+	var first int64
+	if len(applied) > 0 {
+		first = block.Take(len(applied))
+		for i, a := range applied {
+			a.serverID = first + int64(i)
+		}
+		batch = &pgx.Batch{}
+		queueStreamWrites(batch, user, source, applied)
+		block.QueueStore(batch)
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return fmt.Errorf("write changes: %w", err)
+		}
+		if err := s.materialize(ctx, tx, user, applied, *hasFailures); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit upload: %w", err)
+	}
+	res.Highest = block.Last()
+	res.Advance = sequencer.Advance{User: user, Source: source}
+	if len(applied) > 0 {
+		res.Advance.Seq, res.Advance.From, res.Advance.Schemas = block.Last(), first, schemasOf(applied)
+	}
+	return nil
+}
+
+// appliedChange is a change the upload applies, with the id and version it gets.
+type appliedChange struct {
+	*change
+	version  int64
+	serverID int64
+}
+
+// schemasOf lists the distinct schemas of the applied changes.
+func schemasOf(applied []*appliedChange) []string {
+	var schemas []string
+	for _, a := range applied {
+		if !slices.Contains(schemas, a.table.Name.Schema) {
+			schemas = append(schemas, a.table.Name.Schema)
+		}
+	}
+	return schemas
+}
+
+const recordedSQL = `SELECT source_change_id FROM sync.changes
+WHERE user_id = $1 AND source_id = $2 AND source_change_id = ANY ($3)`
+
+// queueRecorded queues the lookup of the changes' idempotency keys that are already recorded.
+func queueRecorded(batch *pgx.Batch, user, source string, changes []*change) *map[int64]bool {
+	ids := make([]int64, len(changes))
+	for i, c := range changes {
+		ids[i] = c.scid
+	}
+	recorded := map[int64]bool{}
+	batch.Queue(recordedSQL, user, source, ids).Query(func(rows pgx.Rows) error {
+		var id int64
+		_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			recorded[id] = true
+			return nil
+		})
+		return err
+	})
+	return &recorded
+}
+
+const rowStatesSQL = `SELECT k.ord, r.server_version, r.deleted, r.server_id
+FROM unnest($2::text[], $3::text[], $4::uuid[]) WITH ORDINALITY AS k (schema_name, table_name, pk, ord)
+JOIN sync.rows r ON r.user_id = $1 AND r.schema_name = k.schema_name AND r.table_name = k.table_name AND r.pk = k.pk`
+
+const hasFailuresSQL = `SELECT EXISTS (SELECT 1 FROM sync.materialize_failures WHERE user_id = $1)`
+
+// queueRowStates queues the lookup of the current state of every row the changes touch or
+// reference as a parent, and whether the user has failure records the upload may clear.
+func queueRowStates(batch *pgx.Batch, user string, changes []*change) (map[rowKey]rowState, *bool) {
+	var keys []rowKey
+	index := map[rowKey]bool{}
+	add := func(k rowKey) {
+		if !index[k] {
+			index[k] = true
+			keys = append(keys, k)
+		}
+	}
+	for _, c := range changes {
+		add(c.key())
+		for _, p := range c.parents {
+			add(p.key)
+		}
+	}
+	schemas, tables, pks := keyArrays(keys)
+	states := make(map[rowKey]rowState, len(keys))
+	batch.Queue(rowStatesSQL, user, schemas, tables, pks).Query(func(rows pgx.Rows) error {
+		var ord int64
+		var st rowState
+		_, err := pgx.ForEachRow(rows, []any{&ord, &st.version, &st.deleted, &st.serverID}, func() error {
+			states[keys[ord-1]] = st
+			return nil
+		})
+		return err
+	})
+	var hasFailures bool
+	batch.Queue(hasFailuresSQL, user).QueryRow(func(row pgx.Row) error { return row.Scan(&hasFailures) })
+	return states, &hasFailures
+}
+
+// decide judges every change in processing order (§3.6, §3.7, §3.8), fills its outcome, updates
+// states as if the applied ones were written, and returns those to write, in processing order.
+// Because states moves along, a parent upserted earlier in the request counts as present for
+// its children, as §3.7 asks.
+func (s *Store) decide(changes []*change, recorded map[int64]bool, states map[rowKey]rowState, outcomes []Outcome) []*appliedChange {
+	var applied []*appliedChange
+	for _, c := range changes {
+		out := &outcomes[c.index]
+		if recorded[c.scid] {
+			out.Status = StatusApplied // a replay: no effect, no version (§3.8)
+			continue
+		}
+		if missing := missingParents(c, states); len(missing) > 0 {
+			out.Status, out.Invalid = StatusInvalid, &Invalid{Reason: ReasonFKMissing, Details: InvalidDetails{Missing: missing}}
+			continue
+		}
+		st, exists := states[c.key()]
+		switch {
+		case !exists && !c.upsert():
+			out.Status = StatusApplied // deleting a row the server never had: nothing to record
+			continue
+		case !exists && c.base != 0:
+			message := fmt.Sprintf("conflict without server_row for %s pk=%s", c.table.Name, c.pk)
+			s.cfg.Logger.Warn("upload based on a row the server does not have", "table", c.table.Name.String(), "pk", c.pk.String())
+			out.Status, out.Invalid = StatusInvalid, &Invalid{Reason: ReasonInternalError, Message: message, Details: InvalidDetails{Error: message}}
+			continue
+		case exists && c.base != st.version:
+			out.Status = StatusConflict // the row is filled in by fillConflictRows
+			continue
+		}
+		a := &appliedChange{change: c, version: st.version + 1}
+		applied = append(applied, a)
+		out.Status, out.NewVersion = StatusApplied, a.version
+		states[c.key()] = rowState{version: a.version, deleted: !c.upsert()}
+	}
+	return applied
+}
+
+// missingParents lists the parents of c that are not live rows of the uploading user. Parents
+// are looked up only among the user's own rows, so nobody can probe or attach to another
+// user's keys (§10.3 #8). A request never holds two changes of one row, so a parent it upserts
+// cannot also be deleted by it.
+func missingParents(c *change, states map[rowKey]rowState) []string {
+	var missing []string
+	for _, p := range c.parents {
+		if st, ok := states[p.key]; !ok || st.deleted {
+			missing = append(missing, p.key.table.Name.String()+":"+p.raw)
+		}
+	}
+	return missing
+}
+
+const conflictRowsSQL = `SELECT server_id, payload FROM sync.changes WHERE user_id = $1 AND server_id = ANY ($2)`
+
+// fillConflictRows reads the current after-image of every conflicting row and completes its
+// outcome's server_row (§3.2: a conflict always carries one).
+func (s *Store) fillConflictRows(ctx context.Context, tx pgx.Tx, user string, changes []*change, states map[rowKey]rowState, outcomes []Outcome) error {
+	var ids []int64
+	for _, c := range changes {
+		if outcomes[c.index].Status == StatusConflict && !states[c.key()].deleted {
+			ids = append(ids, states[c.key()].serverID)
+		}
+	}
+	payloads := make(map[int64][]byte, len(ids))
+	if len(ids) > 0 {
+		rows, err := tx.Query(ctx, conflictRowsSQL, user, ids)
+		if err != nil {
+			return fmt.Errorf("read conflicting rows: %w", err)
+		}
+		var id int64
+		var payload []byte
+		_, err = pgx.ForEachRow(rows, []any{&id, &payload}, func() error {
+			payloads[id] = slices.Clone(payload)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read conflicting rows: %w", err)
+		}
+	}
+	for _, c := range changes {
+		out := &outcomes[c.index]
+		if out.Status != StatusConflict {
+			continue
+		}
+		st := states[c.key()]
+		out.ServerRow = &ServerRow{Schema: c.table.Name.Schema, Table: c.table.Name.Table, PK: c.pk,
+			Version: st.version, Deleted: st.deleted}
+		if !st.deleted {
+			out.ServerRow.Payload = payloads[st.serverID]
+		}
+	}
+	return nil
+}
+
+const insertChangesSQL = `INSERT INTO sync.changes
+    (user_id, server_id, schema_name, table_name, op, pk, payload, server_version, source_id, source_change_id)
+SELECT $1, u.server_id, u.schema_name, u.table_name, u.op, u.pk, u.payload, u.server_version, $2, u.source_change_id
+FROM unnest($3::int8[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::text[], $9::int8[], $10::int8[])
+    AS u (server_id, schema_name, table_name, op, pk, payload, server_version, source_change_id)`
+
+const upsertRowsSQL = `INSERT INTO sync.rows AS r (user_id, schema_name, table_name, pk, server_version, deleted, server_id)
+SELECT $1, u.schema_name, u.table_name, u.pk, u.server_version, u.deleted, u.server_id
+FROM unnest($2::text[], $3::text[], $4::uuid[], $5::int8[], $6::bool[], $7::int8[])
+    AS u (schema_name, table_name, pk, server_version, deleted, server_id)
+ON CONFLICT (user_id, schema_name, table_name, pk) DO UPDATE
+SET server_version = excluded.server_version, deleted = excluded.deleted, server_id = excluded.server_id`
+
+// queueStreamWrites queues the stream entries and row versions of the applied changes: two
+// statements whatever the batch size.
+func queueStreamWrites(batch *pgx.Batch, user, source string, applied []*appliedChange) {
+	n := len(applied)
+	ids, versions, scids := make([]int64, n), make([]int64, n), make([]int64, n)
+	schemas, tables, ops := make([]string, n), make([]string, n), make([]string, n)
+	pks, payloads, deleted := make([]UUID, n), make([]*string, n), make([]bool, n)
+	for i, a := range applied {
+		ids[i], versions[i], scids[i] = a.serverID, a.version, a.scid
+		schemas[i], tables[i], ops[i] = a.table.Name.Schema, a.table.Name.Table, a.op
+		pks[i], deleted[i] = a.pk, !a.upsert()
+		if a.payload != nil {
+			p := string(a.payload)
+			payloads[i] = &p
+		}
+	}
+	batch.Queue(insertChangesSQL, user, source, ids, schemas, tables, ops, pks, payloads, versions, scids)
+	batch.Queue(upsertRowsSQL, user, schemas, tables, pks, versions, deleted, ids)
+}
+
+// transient reports whether err is worth re-running the whole transaction for.
+func transient(err error) bool {
+	switch pgCode(err) {
+	case "40001", "40P01", "55P03": // serialization_failure, deadlock_detected, lock_not_available
+		return true
+	}
+	return false
+}
+
+// pgCode returns the SQLSTATE of a PostgreSQL error, or "" for any other error.
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}

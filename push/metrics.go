@@ -1,0 +1,34 @@
+package push
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the push service's Prometheus metrics.
+type metrics struct {
+	connections *prometheus.GaugeVec     // live sessions by transport
+	sent        *prometheus.CounterVec   // notifications written, by transport
+	refused     *prometheus.CounterVec   // sessions refused by a cap, by cap
+	lag         *prometheus.HistogramVec // commit announced → notification written, by transport
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pulsesync_push_connections",
+			Help: "Live push sessions by transport (ws, sse, longpoll)."}, []string{"transport"}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsesync_push_notifications_sent_total",
+			Help: "Change notifications written to devices, by transport."}, []string{"transport"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsesync_push_connections_refused_total",
+			Help: "Sessions refused because a connection cap was full, by cap (user, node)."}, []string{"cap"}),
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pulsesync_push_lag_seconds",
+			Help:    "Time from a commit's announcement to the notification written to a device.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"transport"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.connections, m.sent, m.refused, m.lag} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

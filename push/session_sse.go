@@ -1,0 +1,98 @@
+package push
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// SSERequest is an authenticated, admitted GET /sync/events.
+type SSERequest struct {
+	Peer   Peer
+	Ticket *Ticket
+	After  int64 // from ?after, or Last-Event-ID when the browser resumes
+	Schema string
+}
+
+// ServeSSE streams the push protocol's frames as Server-Sent Events until the client goes, its
+// token expires or the service shuts down. Each changes event carries id: seq, so a browser's
+// automatic reconnect resumes with Last-Event-ID. It returns an error, having written nothing,
+// when the session cannot start; the caller answers it.
+func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request, req SSERequest) error {
+	defer req.Ticket.Release()
+	ctx := r.Context()
+	end := make(chan struct{})
+	var endOnce sync.Once
+	stop := func() { endOnce.Do(func() { close(end) }) }
+	if !req.Ticket.onShutdown(stop) {
+		return ErrShuttingDown
+	}
+	wake := make(chan struct{}, 1)
+	sub, seq, err := s.subscribe(ctx, SubscribeOptions{User: req.Peer.User, Source: req.Peer.Source, Schema: req.Schema,
+		After: req.After, Wake: func() { signal(wake) }})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx and friends must not hold events back
+	rc := http.NewResponseController(w)
+	send := func(event []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if _, err := w.Write(event); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	ready := fmt.Appendf(nil, "retry: 2000\ndata: %s\n\n", readyFrame(seq, s.cfg.Heartbeat))
+	if !send(ready) {
+		return nil
+	}
+	var expired <-chan time.Time
+	if !req.Peer.Expires.IsZero() {
+		t := time.NewTimer(time.Until(req.Peer.Expires))
+		defer t.Stop()
+		expired = t.C
+	}
+	heartbeat := time.NewTicker(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-end:
+			return nil
+		case <-expired:
+			return nil // the client reconnects with a fresh token
+		case <-heartbeat.C:
+			if !send([]byte(": ping\n\n")) {
+				return nil
+			}
+		case <-wake:
+			seq, since, ok := sub.Next()
+			if !ok {
+				continue
+			}
+			event := append([]byte("id: "), strconv.FormatInt(seq, 10)...)
+			event = append(append(append(event, "\ndata: "...), changesFrame(seq)...), "\n\n"...)
+			if !send(event) {
+				return nil
+			}
+			s.observeSent("sse", since)
+		}
+	}
+}
+
+// signal does a non-blocking send on a one-slot channel: one pending signal stands for any
+// number of wakes.
+func signal(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}

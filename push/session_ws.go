@@ -1,0 +1,238 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// WebSocket close codes of the push protocol.
+const (
+	CloseTokenExpired = websocket.StatusCode(4001) // the token's exp passed: reconnect with a fresh one
+	CloseForbidden    = websocket.StatusCode(4003) // no valid token
+	CloseRestart      = websocket.StatusServiceRestart
+	CloseTryLater     = websocket.StatusTryAgainLater // a connection cap is full
+)
+
+// Peer is the authenticated device behind a session.
+type Peer struct {
+	User    string
+	Source  string
+	Expires time.Time // zero = the token never expires
+}
+
+// ErrTokenExpired is what an Authenticator returns (wrapped) for an expired token, which closes
+// a WebSocket with 4001 rather than 4003.
+var ErrTokenExpired = errors.New("token expired")
+
+// Authenticator verifies a token a browser sent in its first message.
+type Authenticator func(ctx context.Context, token string) (Peer, error)
+
+// WSRequest is an upgraded request's parameters.
+type WSRequest struct {
+	// Peer is the device authenticated from the Authorization header, admitted with Ticket;
+	// nil when the token is to come in the first message, checked with Authenticate.
+	Peer         *Peer
+	Ticket       *Ticket
+	Authenticate Authenticator
+	After        int64
+	Schema       string
+}
+
+// maxClientMessage bounds what a client may send: an auth message with a large token.
+const maxClientMessage = 16 << 10
+
+// ServeWS upgrades the request to a WebSocket and runs the session on it until the peer goes,
+// its token expires or the service shuts down. Upgrade failures are answered by the websocket
+// library with an HTTP error.
+func (s *Service) ServeWS(w http.ResponseWriter, r *http.Request, req WSRequest) {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// Origin checks guard cookie-authenticated sockets against cross-site use. These
+		// sockets authenticate with an explicit token only, so any page may open one.
+		InsecureSkipVerify: true,
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		if req.Ticket != nil {
+			req.Ticket.Release()
+		}
+		return
+	}
+	conn.SetReadLimit(maxClientMessage)
+	ws := &wsSession{svc: s, conn: conn, req: req}
+	// A fresh goroutine starts with a small stack, where the request's goroutine carries the
+	// whole router's frames; the hijacked connection no longer needs the latter.
+	go ws.run(context.WithoutCancel(r.Context()))
+}
+
+// wsSession is one WebSocket. Its reads run on one goroutine; a writer goroutine exists only
+// while there is something to send, so an idle connection costs one goroutine.
+type wsSession struct {
+	svc  *Service
+	conn *websocket.Conn
+	req  WSRequest
+	peer Peer
+	sub  *Subscription
+
+	writing atomic.Bool // a writer goroutine is running
+	dirty   atomic.Bool // something arrived since the writer last looked
+	ready   atomic.Bool // the ready frame is out: notifications may follow
+
+	closeOnce sync.Once
+	pinger    *time.Timer // next heartbeat ping
+	expiry    *time.Timer // the token's exp; nil if it has none
+}
+
+func (ws *wsSession) run(ctx context.Context) {
+	defer ws.conn.CloseNow()
+	if !ws.authenticate(ctx) {
+		return
+	}
+	defer ws.req.Ticket.Release()
+	if !ws.req.Ticket.onShutdown(func() { ws.close(CloseRestart, "server restarting") }) {
+		ws.refuse(CloseRestart, "server restarting")
+		return
+	}
+	sub, seq, err := ws.svc.subscribe(ctx, SubscribeOptions{User: ws.peer.User, Source: ws.peer.Source,
+		Schema: ws.req.Schema, After: ws.req.After, Wake: ws.wake})
+	if err != nil {
+		ws.svc.cfg.Logger.Warn("push subscribe failed", "user", ws.peer.User, "err", err)
+		ws.refuse(websocket.StatusInternalError, "try again later")
+		return
+	}
+	ws.sub = sub
+	defer sub.Close()
+	if !ws.write(ctx, readyFrame(seq, ws.svc.cfg.Heartbeat)) {
+		return
+	}
+	ws.ready.Store(true)
+	ws.wake() // whatever arrived before ready, e.g. the catch-up for a stale after
+	if !ws.peer.Expires.IsZero() {
+		ws.expiry = time.AfterFunc(time.Until(ws.peer.Expires), func() { ws.close(CloseTokenExpired, "token expired") })
+		defer ws.expiry.Stop()
+	}
+	ws.pinger = time.AfterFunc(ws.svc.cfg.Heartbeat, ws.heartbeat)
+	defer ws.pinger.Stop()
+	ws.readLoop(ctx)
+}
+
+// authenticate admits the peer: from the header (already verified and admitted), or from a
+// first {"type":"auth"} message within AuthTimeout.
+func (ws *wsSession) authenticate(ctx context.Context) bool {
+	if ws.req.Peer != nil {
+		ws.peer = *ws.req.Peer
+		return true
+	}
+	authCtx, cancel := context.WithTimeout(ctx, ws.svc.cfg.AuthTimeout)
+	defer cancel()
+	typ, data, err := ws.conn.Read(authCtx)
+	if err != nil {
+		ws.refuse(CloseForbidden, "auth message required")
+		return false
+	}
+	m, err := parseClientMessage(data)
+	if typ != websocket.MessageText || err != nil || m.Type != "auth" || m.Token == "" {
+		ws.refuse(CloseForbidden, "auth message required")
+		return false
+	}
+	peer, err := ws.req.Authenticate(ctx, m.Token)
+	switch {
+	case errors.Is(err, ErrTokenExpired):
+		ws.refuse(CloseTokenExpired, "token expired")
+		return false
+	case err != nil:
+		ws.refuse(CloseForbidden, "invalid token")
+		return false
+	}
+	ticket, err := ws.svc.Admit(peer.User, "ws")
+	if err != nil {
+		ws.refuse(CloseTryLater, err.Error())
+		return false
+	}
+	ws.peer, ws.req.Ticket = peer, ticket
+	return true
+}
+
+// readLoop reads client messages until the connection ends. Reading is also what processes
+// the peer's pongs and close frames.
+func (ws *wsSession) readLoop(ctx context.Context) {
+	for {
+		typ, data, err := ws.conn.Read(ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			continue
+		}
+		if m, err := parseClientMessage(data); err == nil && m.Type == "ack" && m.Seq > 0 {
+			ws.sub.Ack(m.Seq)
+		}
+	}
+}
+
+// wake is the hub's signal that something is pending. At most one writer runs at a time; a
+// wake that finds one running leaves the news for it (that is the coalescing).
+func (ws *wsSession) wake() {
+	ws.dirty.Store(true)
+	if ws.ready.Load() && ws.writing.CompareAndSwap(false, true) {
+		go ws.flush()
+	}
+}
+
+// flush writes the newest seq until nothing is pending, then exits.
+func (ws *wsSession) flush() {
+	for {
+		ws.dirty.Store(false)
+		if seq, since, ok := ws.sub.Next(); ok {
+			if !ws.write(context.Background(), changesFrame(seq)) {
+				ws.writing.Store(false)
+				return
+			}
+			ws.svc.observeSent("ws", since)
+		}
+		ws.writing.Store(false)
+		if !ws.dirty.Load() || !ws.writing.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+// write sends one text frame within WriteTimeout; a peer that cannot take it is dropped.
+func (ws *wsSession) write(ctx context.Context, frame []byte) bool {
+	ctx, cancel := context.WithTimeout(ctx, ws.svc.cfg.WriteTimeout)
+	defer cancel()
+	if err := ws.conn.Write(ctx, websocket.MessageText, frame); err != nil {
+		ws.conn.CloseNow()
+		return false
+	}
+	return true
+}
+
+// heartbeat pings the peer and drops it if no pong comes within PongTimeout. It runs on a
+// timer, not a goroutine of its own, so an idle connection holds no goroutine for it.
+func (ws *wsSession) heartbeat() {
+	ctx, cancel := context.WithTimeout(context.Background(), ws.svc.cfg.PongTimeout)
+	defer cancel()
+	if err := ws.conn.Ping(ctx); err != nil {
+		ws.conn.CloseNow()
+		return
+	}
+	ws.pinger.Reset(ws.svc.cfg.Heartbeat)
+}
+
+// close ends the session with a close code, once. Close waits for the peer's answering close
+// frame (at most a few seconds), so timers and shutdown must not wait for it.
+func (ws *wsSession) close(code websocket.StatusCode, reason string) {
+	ws.closeOnce.Do(func() { go ws.conn.Close(code, reason) })
+}
+
+// refuse closes a session that never got going; no reader runs, so Close itself reads the
+// peer's answer, and the session's goroutine may wait for it.
+func (ws *wsSession) refuse(code websocket.StatusCode, reason string) {
+	ws.closeOnce.Do(func() { _ = ws.conn.Close(code, reason) })
+}
