@@ -20,15 +20,32 @@ const (
 var schemaPattern = regexp.MustCompile(`^[a-z0-9_]+$`)
 
 // download serves GET /sync/download (PROTOCOL.md §4): 200 with one page of the user's stream,
-// 400 invalid_request for a bad parameter, 500 download_failed when the database fails.
+// 400 invalid_request for a bad parameter, 500 download_failed when the database fails. With
+// wait=S (pulsesync's long-poll) it may hold an empty answer up to S seconds; without it, it
+// answers as v0 does, empty polls from memory when the node knows the answer.
 func (s *Server) download(w http.ResponseWriter, r *http.Request) {
-	q, message := parseDownloadQuery(r.URL.Query())
+	values := r.URL.Query()
+	q, message := parseDownloadQuery(values)
+	if message != "" {
+		writeError(w, http.StatusBadRequest, codeInvalidRequest, message)
+		return
+	}
+	wait, message := parseWait(values)
 	if message != "" {
 		writeError(w, http.StatusBadRequest, codeInvalidRequest, message)
 		return
 	}
 	id := identityOf(r.Context())
-	page, err := s.store.Download(r.Context(), id.User, id.Source, q)
+	if wait > 0 && s.cfg.Push != nil {
+		s.longPoll(w, r, q, wait)
+		return
+	}
+	page, cached := s.emptyPoll(id.User, q)
+	s.metrics.observePoll(cached)
+	var err error
+	if !cached {
+		page, err = s.downloadFromDatabase(r.Context(), id, q)
+	}
 	if err != nil {
 		s.serverError(r, "download failed", err)
 		writeError(w, http.StatusInternalServerError, codeDownloadFailed, "Failed to process download")

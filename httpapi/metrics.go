@@ -16,6 +16,7 @@ type metrics struct {
 	requests      *prometheus.CounterVec   // route, code
 	duration      *prometheus.HistogramVec // route
 	uploadChanges *prometheus.CounterVec   // status
+	downloads     *prometheus.CounterVec   // answered_from: memory, database
 }
 
 // newMetrics creates the instruments and registers them, with a collector of store's pool
@@ -35,11 +36,15 @@ func newMetrics(registry prometheus.Registerer, store *pg.Store) (*metrics, erro
 			Name: "pulsesync_upload_changes_total",
 			Help: "Uploaded changes, by outcome (applied, conflict, invalid).",
 		}, []string{"status"}),
+		downloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulsesync_downloads_total",
+			Help: "Plain downloads by where the answer came from: memory (an empty poll the node could answer) or database.",
+		}, []string{"answered_from"}),
 	}
 	for _, status := range []pg.Status{pg.StatusApplied, pg.StatusConflict, pg.StatusInvalid} {
 		m.uploadChanges.WithLabelValues(string(status)) // export zeros before the first upload
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.uploadChanges, newPoolCollector(store)} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.uploadChanges, m.downloads, newPoolCollector(store)} {
 		if err := registry.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -47,10 +52,21 @@ func newMetrics(registry prometheus.Registerer, store *pg.Store) (*metrics, erro
 	return m, nil
 }
 
-// observeRequest records one answered request.
-func (m *metrics) observeRequest(route string, status int, d time.Duration) {
+// observeRequest records one answered request; held requests are counted but not timed.
+func (m *metrics) observeRequest(route string, status int, d time.Duration, held bool) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	if !held {
+		m.duration.WithLabelValues(route).Observe(d.Seconds())
+	}
+}
+
+// observePoll counts one plain download by where its answer came from.
+func (m *metrics) observePoll(fromMemory bool) {
+	from := "database"
+	if fromMemory {
+		from = "memory"
+	}
+	m.downloads.WithLabelValues(from).Inc()
 }
 
 // observeUpload counts the outcomes of one processed upload.

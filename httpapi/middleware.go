@@ -15,6 +15,9 @@ import (
 // puts it in the context before the route runs; authenticate fills in the user.
 type requestInfo struct {
 	user string
+	// held marks a request kept open on purpose (a stream, a long-poll): its duration says
+	// nothing about the server's speed and stays out of the latency histogram.
+	held bool
 }
 
 type requestInfoKey struct{}
@@ -49,7 +52,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route = unmatchedRoute
 		}
 		elapsed := time.Since(start)
-		s.metrics.observeRequest(route, status, elapsed)
+		s.metrics.observeRequest(route, status, elapsed, info.held)
 
 		level := slog.LevelDebug
 		if status >= http.StatusInternalServerError {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/pulsesync/pulsesync/httpapi/auth"
 	"github.com/pulsesync/pulsesync/pg"
+	"github.com/pulsesync/pulsesync/push"
+	"github.com/pulsesync/pulsesync/sequencer"
 )
 
 // DefaultMaxBodyBytes is the default cap on a request body. Sep-2025 KMP clients send their whole
@@ -47,6 +50,15 @@ type Config struct {
 	// Registry receives the server's metrics and is what GET /metrics serves. nil means a
 	// private registry that also holds the Go runtime and process collectors.
 	Registry *prometheus.Registry
+	// Push serves GET /sync/ws, GET /sync/events and long-polls (download with wait=S); nil
+	// leaves them out, and wait is then ignored.
+	Push *push.Service
+	// Fanout announces each upload's advance after commit and makes sure this node hears the
+	// advances of users it caches; nil means a node alone, with nobody else to tell.
+	Fanout Fanout
+	// Watermarks lets empty polls be answered from memory while they are known current; nil
+	// sends every download to the database.
+	Watermarks *sequencer.Watermarks
 }
 
 // DevSignIn configures the development sign-in endpoint.
@@ -72,8 +84,18 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Fanout == nil {
+		c.Fanout = loneNode{}
+	}
 	return c
 }
+
+// loneNode is the Fanout of a server without push or cache: nothing to announce to, nothing
+// to watch.
+type loneNode struct{}
+
+func (loneNode) Announce(sequencer.Advance)          {}
+func (loneNode) Watch(context.Context, string) error { return nil }
 
 func (c Config) validate() error {
 	switch {
@@ -85,6 +107,8 @@ func (c Config) validate() error {
 		return errors.New("httpapi config: negative body limit")
 	case c.DevSignIn != nil && len(c.DevSignIn.Secret) == 0:
 		return errors.New("httpapi config: dev sign-in without a secret")
+	case (c.Push != nil || c.Watermarks != nil) && c.Fanout == nil:
+		return errors.New("httpapi config: push sessions and the watermark cache need a fanout to feed them")
 	}
 	return nil
 }
@@ -145,15 +169,18 @@ func (s *Server) routes(registry *prometheus.Registry) chi.Router {
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
 		r.Post("/sync/upload", s.upload)
-		// The long-poll variant (wait=S, DESIGN.md "Push protocol") belongs in s.download: a
-		// request without wait must keep answering exactly as it does now.
 		r.Get("/sync/download", s.download)
 		r.Get("/sync/schema-version", s.schemaVersion)
 		r.Get("/admin/materialize-failures", s.listFailures)
 		r.Post("/admin/materialize-failures/retry", s.retryFailure)
-		// The push endpoints, GET /sync/ws and GET /sync/events, go here. /sync/ws may also
-		// authenticate with a first message instead of the header, so it may need to sit
-		// outside this group with its own check.
+		if s.cfg.Push != nil {
+			r.Get("/sync/events", s.events)
+		}
 	})
+	if s.cfg.Push != nil {
+		// Browsers cannot set headers on a WebSocket: the token may come in the first message
+		// instead, so this route checks the header itself when there is one.
+		r.Get("/sync/ws", s.websocket)
+	}
 	return r
 }

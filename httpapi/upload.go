@@ -39,8 +39,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.observeUpload(res.Outcomes)
-	// Push: res.Advance is what this upload did to the user's sequence; announcing it after
-	// commit is the push work's job.
+	if res.Advance.Seq > 0 {
+		s.cfg.Fanout.Announce(res.Advance) // committed: tell the user's other devices
+	}
 	s.writeEncoded(w, func(b []byte) []byte { return appendUploadResult(b, &res) })
 }
 

@@ -32,6 +32,7 @@ type config struct {
 	nodeID          string
 	logLevel        string
 	shutdownTimeout string
+	debugAddr       string
 }
 
 // knobs lists every setting of serve and dev. --help prints them in this order.
@@ -51,6 +52,7 @@ func (c *config) knobs() []knob {
 		{"node-id", "PULSESYNC_NODE_ID", "", "this node's name in logs and metrics; empty = hostname-pid", &c.nodeID},
 		{"log-level", "PULSESYNC_LOG_LEVEL", "info", "debug, info, warn or error", &c.logLevel},
 		{"shutdown-timeout", "PULSESYNC_SHUTDOWN_TIMEOUT", "20s", "how long a graceful shutdown waits for in-flight requests", &c.shutdownTimeout},
+		{"debug-addr", "PULSESYNC_DEBUG_ADDR", "", "listen address for Go's /debug/pprof profiles; empty = off (never expose it publicly)", &c.debugAddr},
 	}
 }
 

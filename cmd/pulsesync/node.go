@@ -64,6 +64,13 @@ func runNode(ctx context.Context, s settings, extras nodeExtras, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	if s.debugAddr != "" {
+		stopDebug, err := serveDebug(s.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

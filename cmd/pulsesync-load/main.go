@@ -1,0 +1,296 @@
+// Command pulsesync-load is the k6-style load generator for pulsesync: it runs
+// the protocol scenarios of package loadtest/scenarios from a k6-shaped JSON
+// config (--config) or from flags for the one-scenario case, prints k6's
+// end-of-test summary and exits 99 when a threshold fails.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pulsesync/pulsesync/loadtest"
+	"github.com/pulsesync/pulsesync/loadtest/scenarios"
+)
+
+// Exit codes; 99, 104 and 105 are k6's.
+const (
+	exitOK               = 0
+	exitError            = 1
+	exitUsage            = 2
+	exitThresholdsFailed = 99
+	exitInvalidConfig    = 104
+	exitInterrupted      = 105
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal stops the test and still prints the summary; once it
+	// has arrived, the default handling is back, so a second one kills.
+	context.AfterFunc(ctx, stop)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// cli holds the parsed flags.
+type cli struct {
+	config, summaryExport, logLevel string
+	thresholds                      thresholdFlags
+
+	scenario, executor            string
+	vus, iterations, preAllocated int
+	maxVUs                        int
+	duration, timeUnit            time.Duration
+	rate                          float64
+	seed                          uint64
+
+	params                     scenarios.Params
+	tokenTTL, timeout, pushTTL time.Duration
+}
+
+// shapeFlags describe a single scenario and make no sense with --config.
+func shapeFlags() []string {
+	return []string{"scenario", "executor", "vus", "duration", "iterations", "rate", "time-unit", "pre-allocated-vus", "max-vus", "seed"}
+}
+
+func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("pulsesync-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.config, "config", "", "k6-shaped options `file` ({\"scenarios\": {...}, \"thresholds\": {...}}); see loadtest/scenarios/*.json")
+	fs.StringVar(&c.summaryExport, "summary-export", "", "write every metric's aggregates and the threshold results as JSON to `file`")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fs.Var(&c.thresholds, "threshold", "add a threshold `selector=expr`, e.g. 'http_req_duration{endpoint:upload}=p(99)<50' (repeatable)")
+
+	fs.StringVar(&c.scenario, "scenario", "", "run one scenario without --config: upload, download, poll, idle_ws, push_listener or push_uploader (push latency needs both: use --config)")
+	fs.StringVar(&c.executor, "executor", "", "executor of --scenario; default constant-arrival-rate with --rate, per-vu-iterations with --iterations, else constant-vus")
+	fs.IntVar(&c.vus, "vus", 1, "VUs of --scenario (constant-vus, per-vu-iterations)")
+	fs.DurationVar(&c.duration, "duration", 30*time.Second, "duration of --scenario (constant-vus, constant-arrival-rate)")
+	fs.IntVar(&c.iterations, "iterations", 0, "iterations per VU of --scenario (per-vu-iterations)")
+	fs.Float64Var(&c.rate, "rate", 0, "iterations started per --time-unit (constant-arrival-rate)")
+	fs.DurationVar(&c.timeUnit, "time-unit", time.Second, "time unit of --rate")
+	fs.IntVar(&c.preAllocated, "pre-allocated-vus", 0, "VUs ready at the start (constant-arrival-rate); default --vus")
+	fs.IntVar(&c.maxVUs, "max-vus", 0, "most VUs (constant-arrival-rate); default --pre-allocated-vus")
+	fs.Uint64Var(&c.seed, "seed", 0, "seed of the VUs' random sources for --scenario")
+
+	p := &c.params
+	fs.StringVar(&p.URL, "url", "", "server base URL (default http://127.0.0.1:8080)")
+	fs.StringVar(&p.Secret, "secret", "", "HS256 secret for minting tokens; prefer the JWT_SECRET environment variable, which is used when this is empty (default: the dev secret)")
+	fs.IntVar(&p.Users, "users", 0, "number of users load-user-1… the VUs are spread over (default 100)")
+	fs.IntVar(&p.DevicesPerUser, "devices-per-user", 0, "consecutive VUs that share a user (default 1)")
+	fs.DurationVar(&c.tokenTTL, "token-ttl", 0, "lifetime of minted tokens (default 1h)")
+	fs.DurationVar(&c.timeout, "timeout", 0, "bound of one request or handshake (default 60s)")
+	fs.StringVar(&p.Schema, "schema", "", "schema of the business tables (default business)")
+	fs.StringVar(&p.RunTag, "run-tag", "auto", "tag put into device ids and row ids so runs against one database never collide; auto: derived from the clock; none: no tag")
+	fs.IntVar(&p.Batch, "batch", 0, "INSERTs per upload request (upload; default 100)")
+	fs.IntVar(&p.PrefillRows, "prefill-rows", 0, "rows uploaded before the measured phase (upload, poll; download default 100000)")
+	fs.IntVar(&p.PrefillBatch, "prefill-batch", 0, "rows per prefill request (default 1000)")
+	fs.IntVar(&p.PrefillConcurrency, "prefill-concurrency", 0, "concurrent prefill requests (default 8)")
+	fs.IntVar(&p.Limit, "limit", 0, "download page size, 1…1000 (download, poll; default 1000)")
+	fs.StringVar(&p.Transport, "transport", "", "push listener transport: ws or sse (default ws)")
+	fs.DurationVar(&c.pushTTL, "push-timeout", 0, "a listener not told about an upload this long after it started counts in push_missed (default 5s)")
+	fs.IntVar(&p.Connections, "connections", 0, "idle WebSockets to hold (idle_ws; default 1000)")
+	fs.IntVar(&p.SourceIPs, "source-ips", 0, "spread client sockets over 127.0.0.2…127.0.0.(1+N) (idle_ws, push_listener)")
+	fs.IntVar(&p.ServerPID, "server-pid", 0, "sample this server process's RSS and report memory per connection (idle_ws)")
+
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `pulsesync-load runs k6-style load tests against a pulsesync server.
+
+Usage:
+  pulsesync-load --config loadtest/scenarios/upload-batch100.json [flags]
+  pulsesync-load --scenario upload --vus 16 --duration 30s --batch 100 [flags]
+
+Flags that set scenario params (--url, --users, --batch, ...) override the
+config file's params in every scenario that takes them.
+
+Exit codes: 0 all thresholds passed; 99 a threshold failed; 104 invalid
+options; 105 interrupted; 1 another error (e.g. setup failed); 2 bad usage.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// thresholdFlags collects --threshold selector=expr.
+type thresholdFlags map[string][]loadtest.Threshold
+
+// String is required by flag.Value; the collected thresholds have no one-line form.
+func (t *thresholdFlags) String() string { return "" }
+
+// Set adds one selector=expr.
+func (t *thresholdFlags) Set(v string) error {
+	sel, expr, ok := strings.Cut(v, "=")
+	if !ok || strings.TrimSpace(sel) == "" || strings.TrimSpace(expr) == "" {
+		return fmt.Errorf("want selector=expr, e.g. http_req_failed=rate<0.01")
+	}
+	if *t == nil {
+		*t = thresholdFlags{}
+	}
+	sel = strings.TrimSpace(sel)
+	(*t)[sel] = append((*t)[sel], loadtest.Threshold{Expr: strings.TrimSpace(expr)})
+	return nil
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	var c cli
+	fs := newFlags(&c, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return exitUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "--log-level: %v\n", err)
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	opts, err := c.options(set)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	opts.Logger = log
+	overrides := c.overrides(getenv)
+	if overrides.RunTag != "" {
+		log.Info("run tag", "run_tag", overrides.RunTag)
+	}
+
+	sum, err := loadtest.Run(ctx, opts, scenarios.Registry(overrides))
+	switch {
+	case errors.Is(err, loadtest.ErrBadOptions), errors.Is(err, loadtest.ErrUnknownExec), errors.Is(err, loadtest.ErrBadThreshold):
+		fmt.Fprintf(stderr, "invalid options: %v\n", err)
+		return exitInvalidConfig
+	case err != nil && !errors.Is(err, loadtest.ErrInterrupted):
+		fmt.Fprintln(stderr, err)
+		return exitError
+	}
+	if werr := sum.WriteText(stdout); werr != nil {
+		fmt.Fprintf(stderr, "write summary: %v\n", werr)
+		return exitError
+	}
+	if c.summaryExport != "" {
+		if werr := export(c.summaryExport, sum); werr != nil {
+			fmt.Fprintln(stderr, werr)
+			return exitError
+		}
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintln(stderr, err)
+		return exitInterrupted
+	case !sum.Passed():
+		fmt.Fprintln(stderr, "some thresholds have failed")
+		return exitThresholdsFailed
+	}
+	return exitOK
+}
+
+// options builds the test from --config or from the shape flags.
+func (c *cli) options(set map[string]bool) (loadtest.Options, error) {
+	var opts loadtest.Options
+	if c.config != "" {
+		for _, f := range shapeFlags() {
+			if set[f] {
+				return opts, fmt.Errorf("--%s describes a scenario of its own and cannot be combined with --config", f)
+			}
+		}
+		data, err := os.ReadFile(c.config)
+		if err != nil {
+			return opts, fmt.Errorf("read --config: %w", err)
+		}
+		if opts, err = loadtest.ParseOptions(data); err != nil {
+			return opts, fmt.Errorf("--config %s: %w", c.config, err)
+		}
+	} else {
+		if c.scenario == "" {
+			return opts, errors.New("either --config or --scenario is required (see --help)")
+		}
+		opts.Scenarios = map[string]loadtest.Scenario{c.scenario: c.flagScenario()}
+	}
+	for sel, th := range c.thresholds {
+		if opts.Thresholds == nil {
+			opts.Thresholds = map[string][]loadtest.Threshold{}
+		}
+		opts.Thresholds[sel] = append(opts.Thresholds[sel], th...)
+	}
+	return opts, nil
+}
+
+// flagScenario is the single scenario the shape flags describe.
+func (c *cli) flagScenario() loadtest.Scenario {
+	sc := loadtest.Scenario{Executor: c.executor, Exec: c.scenario, Seed: c.seed, VUs: c.vus, Iterations: c.iterations}
+	if sc.Executor == "" {
+		switch {
+		case c.rate > 0:
+			sc.Executor = loadtest.ConstantArrivalRate
+		case c.iterations > 0:
+			sc.Executor = loadtest.PerVUIterations
+		default:
+			sc.Executor = loadtest.ConstantVUs
+		}
+	}
+	if sc.Executor == loadtest.ConstantVUs || sc.Executor == loadtest.ConstantArrivalRate {
+		sc.Duration = loadtest.Duration(c.duration)
+	}
+	if sc.Executor == loadtest.ConstantArrivalRate {
+		sc.Rate, sc.TimeUnit, sc.VUs = c.rate, loadtest.Duration(c.timeUnit), 0
+		sc.PreAllocatedVUs, sc.MaxVUs = c.preAllocated, c.maxVUs
+		if sc.PreAllocatedVUs == 0 {
+			sc.PreAllocatedVUs = c.vus
+		}
+	}
+	return sc
+}
+
+// overrides are the params the flags set, applied to every scenario.
+func (c *cli) overrides(getenv func(string) string) scenarios.Params {
+	p := c.params
+	p.TokenTTL, p.Timeout, p.PushTimeout = loadtest.Duration(c.tokenTTL), loadtest.Duration(c.timeout), loadtest.Duration(c.pushTTL)
+	if p.Secret == "" {
+		p.Secret = getenv("JWT_SECRET")
+	}
+	switch p.RunTag {
+	case "auto":
+		p.RunTag = strconv.FormatInt(time.Now().Unix(), 36)
+	case "none":
+		p.RunTag = ""
+	}
+	return p
+}
+
+func export(path string, sum loadtest.Summary) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create --summary-export file: %w", err)
+	}
+	if err := sum.WriteJSON(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write --summary-export file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write --summary-export file: %w", err)
+	}
+	return nil
+}

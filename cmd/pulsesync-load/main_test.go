@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The tests run the binary as a real process: the test executable re-runs
+// itself with this variable set and then behaves as pulsesync-load.
+const asMain = "PULSESYNC_LOAD_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMain) == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// runProcess runs pulsesync-load with args and returns its exit code and output.
+func runProcess(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asMain+"=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return exit.ExitCode(), stdout.String(), stderr.String()
+	case err != nil:
+		t.Fatalf("run pulsesync-load: %v", err)
+	}
+	return 0, stdout.String(), stderr.String()
+}
+
+// emptyStreams answers every download with an empty page: enough for the
+// poll scenario to run, which is all these tests need of a server (they test
+// the binary, not the protocol).
+func emptyStreams(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/sync/download" || !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"changes":[],"has_more":false,"next_after":0,"window_until":0}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestExitCodes(t *testing.T) {
+	url := emptyStreams(t)
+	poll := []string{"--scenario", "poll", "--vus", "2", "--iterations", "3", "--url", url, "--log-level", "error"}
+	badConfig := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(badConfig, []byte(`{"scenarios": {"s": {"executor": "constant-vus", "exec": "nope", "duration": "1s"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"thresholds pass", append(poll, "--threshold", "http_req_duration{endpoint:poll}=max<60000"), 0},
+		{"threshold fails", append(poll, "--threshold", "http_req_duration{endpoint:poll}=max<0"), 99},
+		{"unknown exec in config", []string{"--config", badConfig}, 104},
+		{"bad threshold", append(poll, "--threshold", "http_reqs=p(99)<1"), 104},
+		{"shape flag with config", []string{"--config", badConfig, "--vus", "3"}, 2},
+		{"neither config nor scenario", nil, 2},
+		{"help", []string{"--help"}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runProcess(t, tc.args...)
+			if code != tc.want {
+				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.want, stdout, stderr)
+			}
+		})
+	}
+}
+
+func TestSummaryExport_WritesThresholdResults(t *testing.T) {
+	url := emptyStreams(t)
+	out := filepath.Join(t.TempDir(), "summary.json")
+	code, stdout, stderr := runProcess(t, "--scenario", "poll", "--iterations", "2", "--url", url, "--log-level", "error",
+		"--threshold", "checks=rate==1", "--summary-export", out)
+	if code != 0 {
+		t.Fatalf("exit code %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "✓ poll: empty") || !strings.Contains(stdout, "http_req_duration") {
+		t.Errorf("summary on stdout lacks checks or metrics:\n%s", stdout)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		Metrics map[string]struct {
+			Values     map[string]float64           `json:"values"`
+			Thresholds map[string]struct{ OK bool } `json:"thresholds"`
+		} `json:"metrics"`
+	}
+	if err := json.Unmarshal(data, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Metrics["checks"].Thresholds["rate==1"].OK {
+		t.Errorf("exported checks = %+v, want threshold rate==1 ok", sum.Metrics["checks"])
+	}
+	// One head request and two polls per VU.
+	if got := sum.Metrics["http_reqs{endpoint:poll}"].Values["count"]; got != 2 {
+		t.Errorf("exported http_reqs{endpoint:poll} count = %v, want 2", got)
+	}
+}
+
+func TestHelp_DocumentsEveryFlag(t *testing.T) {
+	var c cli
+	var help bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, io.Discard, &help, os.Getenv); code != 0 {
+		t.Fatalf("--help exit code = %d", code)
+	}
+	newFlags(&c, io.Discard).VisitAll(func(f *flag.Flag) {
+		if strings.TrimSpace(f.Usage) == "" || !strings.Contains(help.String(), "-"+f.Name+" ") && !strings.Contains(help.String(), "-"+f.Name+"\n") {
+			t.Errorf("--help does not document -%s", f.Name)
+		}
+	})
+}
+
+func TestCLI_FlagScenarioShapes(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scenario", "upload", "--vus", "16", "--duration", "30s"}, "constant-vus vus=16 dur=30s"},
+		{[]string{"--scenario", "upload", "--iterations", "5"}, "per-vu-iterations vus=1 dur=0s"},
+		{[]string{"--scenario", "upload", "--rate", "200", "--vus", "4", "--max-vus", "9"}, "constant-arrival-rate vus=0 dur=30s pre=4 max=9 rate=200"},
+	}
+	for _, tc := range cases {
+		var c cli
+		if err := newFlags(&c, io.Discard).Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		sc := c.flagScenario()
+		got := sc.Executor + " vus=" + strconv.Itoa(sc.VUs) + " dur=" + sc.Duration.String()
+		if sc.Executor == "constant-arrival-rate" {
+			got += " pre=" + strconv.Itoa(sc.PreAllocatedVUs) + " max=" + strconv.Itoa(sc.MaxVUs) + " rate=" + strconv.Itoa(int(sc.Rate))
+		}
+		if got != tc.want {
+			t.Errorf("%v → %s, want %s", tc.args, got, tc.want)
+		}
+	}
+}
