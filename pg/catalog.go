@@ -64,9 +64,10 @@ type Table struct {
 	Columns     []Column
 	ForeignKeys []ForeignKey
 
-	rank   int               // position in parent-first order
-	ident  string            // quoted "schema"."table", safe to splice into SQL
-	column map[string]Column // Columns by name
+	rank     int               // position in parent-first order
+	ident    string            // quoted "schema"."table", safe to splice into SQL
+	column   map[string]Column // Columns by name
+	position map[string]int    // index in Columns by name
 }
 
 // Ident is the table's quoted, schema-qualified identifier, safe to splice into SQL.
@@ -185,9 +186,10 @@ func discoverTable(ctx context.Context, q Querier, n TableName) (*Table, uint32,
 	if err != nil {
 		return nil, 0, fmt.Errorf("read columns of %s: %w", n, err)
 	}
-	t := &Table{Name: n, PK: keys[0].Name, Columns: columns, ident: ident, column: make(map[string]Column, len(columns))}
-	for _, c := range columns {
-		t.column[c.Name] = c
+	t := &Table{Name: n, PK: keys[0].Name, Columns: columns, ident: ident,
+		column: make(map[string]Column, len(columns)), position: make(map[string]int, len(columns))}
+	for i, c := range columns {
+		t.column[c.Name], t.position[c.Name] = c, i
 	}
 	return t, oid, nil
 }

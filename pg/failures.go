@@ -34,7 +34,7 @@ func (s *Store) ListFailures(ctx context.Context, user string, f FailureFilter) 
 const failureKeySQL = `SELECT schema_name, table_name, pk, attempted_version FROM sync.materialize_failures
 WHERE id = $1 AND user_id = $2`
 
-const currentRowSQL = `SELECT r.server_version, r.deleted, c.payload
+const currentRowSQL = `SELECT r.server_version, r.deleted, r.server_id, c.payload
 FROM sync.rows r JOIN sync.changes c ON c.user_id = r.user_id AND c.server_id = r.server_id
 WHERE r.user_id = $1 AND r.schema_name = $2 AND r.table_name = $3 AND r.pk = $4
 FOR SHARE OF r`
@@ -66,10 +66,10 @@ func (s *Store) RetryFailure(ctx context.Context, user string, id int64) (RetryR
 		if err != nil {
 			return fmt.Errorf("read failure: %w", err)
 		}
-		var version int64
+		var version, serverID int64
 		var deleted bool
 		var payload []byte
-		err = tx.QueryRow(ctx, currentRowSQL, user, name.Schema, name.Table, pk).Scan(&version, &deleted, &payload)
+		err = tx.QueryRow(ctx, currentRowSQL, user, name.Schema, name.Table, pk).Scan(&version, &deleted, &serverID, &payload)
 		stale := errors.Is(err, pgx.ErrNoRows)
 		if err != nil && !stale {
 			return fmt.Errorf("read current row: %w", err)
@@ -100,14 +100,14 @@ func (s *Store) RetryFailure(ctx context.Context, user string, id int64) (RetryR
 				return fmt.Errorf("set constraints immediate: %w", err)
 			}
 		}
-		current := &appliedChange{change: &change{table: t, op: op, pk: pk, payload: payload}, version: version}
-		failed, _, err := s.projectChanges(ctx, tx, user, []*appliedChange{current})
+		current := &appliedChange{change: &change{table: t, op: op, pk: pk, payload: payload}, version: version, serverID: serverID}
+		reason, err := s.reproject(ctx, tx, user, current)
 		if err != nil {
 			return err
 		}
-		if len(failed) > 0 {
-			result = RetryResult{Status: StatusMaterializeError, Version: version, Message: failed[0].reason}
-			_, err = tx.Exec(ctx, bumpFailureSQL, id, failed[0].reason)
+		if reason != "" {
+			result = RetryResult{Status: StatusMaterializeError, Version: version, Message: reason}
+			_, err = tx.Exec(ctx, bumpFailureSQL, id, reason)
 			return err
 		}
 		result = RetryResult{Status: StatusApplied, Version: version}
@@ -118,4 +118,18 @@ func (s *Store) RetryFailure(ctx context.Context, user string, id int64) (RetryR
 		return RetryResult{}, err
 	}
 	return result, nil
+}
+
+// reproject runs one change's projection inside tx and returns why it failed, or "".
+func (s *Store) reproject(ctx context.Context, tx pgx.Tx, user string, a *appliedChange) (reason string, err error) {
+	groups, unconverted := planProjections([]*appliedChange{a})
+	if len(unconverted) > 0 {
+		return unconverted[0].reason, nil
+	}
+	refused := map[rowKey]bool{}
+	reason, err = s.projectOne(ctx, tx, user, groups[0], groups[0].rows[0], true, refused)
+	if err == nil && refused[a.key()] {
+		reason = refusedReason
+	}
+	return reason, err
 }

@@ -2,7 +2,6 @@ package pg
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,11 +13,12 @@ import (
 
 // projection is one applied change prepared for its business table.
 type projection struct {
-	key     rowKey
-	version int64
-	op      string
-	payload []byte
-	values  []*string // upserts: text values of the group's columns, nil = NULL
+	key      rowKey
+	version  int64
+	op       string
+	payload  []byte
+	serverID int64     // the stream entry of the change, from which a refusal is recorded
+	values   []*string // upserts: text values of the group's columns, nil = NULL
 }
 
 // projectionGroup is a set of projections that one statement writes: same table, same kind,
@@ -36,49 +36,8 @@ type failedProjection struct {
 	reason string
 }
 
-// materialize projects the applied changes into the business tables (PROTOCOL.md §3.11), in
-// processing order, inside the upload transaction. A projection that fails is recorded in the
-// failure log and never undoes its change, which stays applied; a projection that succeeds
-// clears an earlier failure record of its row (looked for only when hasFailures). An error
-// means the database failed, not a projection.
-func (s *Store) materialize(ctx context.Context, tx pgx.Tx, user string, applied []*appliedChange, hasFailures bool) error {
-	failed, succeeded, err := s.projectChanges(ctx, tx, user, applied)
-	if err != nil {
-		return err
-	}
-	if !hasFailures {
-		succeeded = nil
-	}
-	return recordFailures(ctx, tx, user, failed, succeeded)
-}
-
-// projectChanges writes the business rows of applied and reports which projections failed and
-// which succeeded. The projections of one user never overwrite or delete a business row that
-// another user owns (§10.3 #9): such an upsert fails, such a delete leaves the row alone.
-func (s *Store) projectChanges(ctx context.Context, tx pgx.Tx, user string, applied []*appliedChange) (failed []failedProjection, succeeded []rowKey, err error) {
-	groups, failed := planProjections(applied)
-	written, rejected, err := s.project(ctx, tx, user, groups)
-	if err != nil {
-		return nil, nil, err
-	}
-	failed = append(failed, rejected...)
-	isFailed := make(map[rowKey]bool, len(failed))
-	for _, f := range failed {
-		isFailed[f.key] = true
-	}
-	for _, g := range groups {
-		for _, p := range g.rows {
-			switch {
-			case isFailed[p.key]:
-			case !g.delete && !written[p.key]:
-				failed = append(failed, failedProjection{p, "the business row belongs to another user"})
-			default:
-				succeeded = append(succeeded, p.key)
-			}
-		}
-	}
-	return failed, succeeded, nil
-}
+// refusedReason is the failure recorded for an upsert of a business row another user owns.
+const refusedReason = "the business row belongs to another user"
 
 // planProjections converts the payload values of applied changes to their columns' types and
 // groups the changes into statements. Values that do not convert fail here, before any SQL.
@@ -90,7 +49,7 @@ func planProjections(applied []*appliedChange) ([]*projectionGroup, []failedProj
 	var groups []*projectionGroup
 	var failed []failedProjection
 	for _, a := range applied {
-		p := &projection{key: a.key(), version: a.version, op: a.op, payload: a.payload}
+		p := &projection{key: a.key(), version: a.version, op: a.op, payload: a.payload, serverID: a.serverID}
 		var columns []string
 		if a.upsert() {
 			var err error
@@ -116,22 +75,26 @@ func planProjections(applied []*appliedChange) ([]*projectionGroup, []failedProj
 // row key is authoritative) and converts their values. Keys without a column are ignored; a
 // NOT NULL column without a default that the payload leaves out is an error.
 func upsertValues(t *Table, payload []byte) (columns []string, values []*string, err error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &fields); err != nil {
+	raw := make([][]byte, len(t.Columns)) // by column position; the last of duplicated keys wins
+	err = eachField(payload, func(key string, value []byte) {
+		if i, ok := t.position[key]; ok {
+			raw[i] = value
+		}
+	})
+	if err != nil {
 		return nil, nil, fmt.Errorf("payload is not a JSON object")
 	}
-	for _, c := range t.Columns {
+	for i, c := range t.Columns {
 		if c.Name == t.PK {
 			continue
 		}
-		raw, ok := fields[c.Name]
-		if !ok {
+		if raw[i] == nil {
 			if c.NotNull && !c.HasDefault {
 				return nil, nil, fmt.Errorf("column %q is NOT NULL but missing from the payload", c.Name)
 			}
 			continue
 		}
-		v, err := columnText(c, raw)
+		v, err := columnText(c, raw[i])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -141,61 +104,70 @@ func upsertValues(t *Table, payload []byte) (columns []string, values []*string,
 	return columns, values, nil
 }
 
-// project writes the groups in one round trip inside a savepoint. If a statement fails because
-// of the data (a constraint, a cast), it rolls back and writes row by row, each in its own
-// savepoint, to find and reject exactly the rows that fail.
-func (s *Store) project(ctx context.Context, tx pgx.Tx, user string, groups []*projectionGroup) (written map[rowKey]bool, rejected []failedProjection, err error) {
+// queueProjections queues the projection statements of groups, inside a savepoint when
+// isolate, and returns the index range [first, end) of the statements whose failure is the
+// data's fault.
+//
+// Each statement also keeps the failure log: it records the upserts it refuses because another
+// user owns the business row (§10.3 #9), and, when clearFailures, removes earlier failure
+// records of the rows it writes. So the upload needs no round trip of its own for them.
+func (s *Store) queueProjections(p *pipeline, user string, groups []*projectionGroup, clearFailures bool, refused map[rowKey]bool, isolate bool) (first, end int) {
 	if len(groups) == 0 {
-		return nil, nil, nil
+		return p.len(), p.len()
 	}
-	written = map[rowKey]bool{}
-	batch := &pgx.Batch{}
-	batch.Queue(`SAVEPOINT materialize`)
+	if isolate {
+		p.exec(`SAVEPOINT materialize`)
+	}
+	first = p.len()
 	for _, g := range groups {
-		s.queueProjection(batch, user, g, g.rows, written)
+		s.queueProjection(p, user, g, g.rows, clearFailures, refused)
 	}
-	batch.Queue(`RELEASE SAVEPOINT materialize`)
-	err = tx.SendBatch(ctx, batch).Close()
-	if err == nil || !projectionError(err) {
-		return written, nil, err
+	end = p.len()
+	if isolate {
+		p.exec(`RELEASE SAVEPOINT materialize`)
 	}
-	if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT materialize; RELEASE SAVEPOINT materialize`); err != nil {
-		return nil, nil, fmt.Errorf("roll back projections: %w", err)
+	return first, end
+}
+
+// recoverProjections is called after a projection statement of queueProjections failed because
+// of the data, with the transaction still open: it rolls the projections back and writes them
+// row by row, each in its own savepoint, to find and reject exactly the rows that fail.
+func (s *Store) recoverProjections(ctx context.Context, c conn, user string, groups []*projectionGroup, clearFailures bool, refused map[rowKey]bool) ([]failedProjection, error) {
+	if _, err := c.Exec(ctx, `ROLLBACK TO SAVEPOINT materialize; RELEASE SAVEPOINT materialize`); err != nil {
+		return nil, fmt.Errorf("roll back projections: %w", err)
 	}
-	clear(written)
+	clear(refused)
+	var rejected []failedProjection
 	for _, g := range groups {
 		for _, p := range g.rows {
-			reason, err := s.projectOne(ctx, tx, user, g, p, written)
+			reason, err := s.projectOne(ctx, c, user, g, p, clearFailures, refused)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			if reason != "" {
 				rejected = append(rejected, failedProjection{p, reason})
 			}
 		}
 	}
-	return written, rejected, nil
+	return rejected, nil
 }
 
-// projectOne writes one projection in its own savepoint and returns why it failed, if it did.
-func (s *Store) projectOne(ctx context.Context, tx pgx.Tx, user string, g *projectionGroup, p *projection, written map[rowKey]bool) (reason string, err error) {
-	mine := map[rowKey]bool{}
-	batch := &pgx.Batch{}
-	batch.Queue(`SAVEPOINT projection`)
-	s.queueProjection(batch, user, g, []*projection{p}, mine)
-	batch.Queue(`RELEASE SAVEPOINT projection`)
-	err = tx.SendBatch(ctx, batch).Close()
+// projectOne writes one projection in its own savepoint and returns why it failed, if it did
+// because of the data. A refusal is recorded by the statement itself and reported in refused.
+func (s *Store) projectOne(ctx context.Context, c conn, user string, g *projectionGroup, p *projection, clearFailures bool, refused map[rowKey]bool) (reason string, err error) {
+	var pl pipeline
+	pl.exec(`SAVEPOINT projection`)
+	s.queueProjection(&pl, user, g, []*projection{p}, clearFailures, refused)
+	pl.exec(`RELEASE SAVEPOINT projection`)
+	failed, err := pl.send(ctx, c)
 	if err == nil {
-		for k := range mine {
-			written[k] = true
-		}
 		return "", nil
 	}
-	if !projectionError(err) {
+	if failed != 1 || !projectionError(err) {
 		return "", err
 	}
 	// Released too: a savepoint survives ROLLBACK TO, and the next row's would nest inside it.
-	if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT projection; RELEASE SAVEPOINT projection`); err != nil {
+	if _, err := c.Exec(ctx, `ROLLBACK TO SAVEPOINT projection; RELEASE SAVEPOINT projection`); err != nil {
 		return "", fmt.Errorf("roll back projection: %w", err)
 	}
 	var pgErr *pgconn.PgError
@@ -217,45 +189,49 @@ func projectionError(err error) bool {
 	return true
 }
 
-// queueProjection queues the statement writing rows of g and adds the keys it wrote to written.
-func (s *Store) queueProjection(batch *pgx.Batch, user string, g *projectionGroup, rows []*projection, written map[rowKey]bool) {
-	pks := make([]UUID, len(rows))
-	for i, p := range rows {
-		pks[i] = p.pk()
+// queueProjection queues the statement writing rows of g. The upserts it refuses are added to
+// refused (nil: not wanted).
+func (s *Store) queueProjection(p *pipeline, user string, g *projectionGroup, rows []*projection, clearFailures bool, refused map[rowKey]bool) {
+	pks, serverIDs := make([]UUID, len(rows)), make([]int64, len(rows))
+	for i, r := range rows {
+		pks[i], serverIDs[i] = r.key.pk, r.serverID
 	}
 	name := g.table.Name
+	sql := s.projectionSQL(g, clearFailures)
 	if g.delete {
-		batch.Queue(s.projectionSQL(g), user, name.Schema, name.Table, pks)
+		p.exec(sql, user, name.Schema, name.Table, pks)
 		return
 	}
-	args := []any{user, name.Schema, name.Table, pks}
+	args := []any{user, name.Schema, name.Table, pks, serverIDs}
 	for c := range g.columns {
 		values := make([]*string, len(rows))
-		for i, p := range rows {
-			values[i] = p.values[c]
+		for i, r := range rows {
+			values[i] = r.values[c]
 		}
 		args = append(args, values)
 	}
-	batch.Queue(s.projectionSQL(g), args...).Query(func(rows pgx.Rows) error {
+	p.query(func(rows pgx.Rows) error {
 		var pk UUID
 		_, err := pgx.ForEachRow(rows, []any{&pk}, func() error {
-			written[rowKey{table: g.table, pk: pk}] = true
+			if refused != nil {
+				refused[rowKey{table: g.table, pk: pk}] = true
+			}
 			return nil
 		})
 		return err
-	})
+	}, sql, args...)
 }
 
-func (p *projection) pk() UUID { return p.key.pk }
-
 // projectionSQL returns the statement for g's shape, built once and cached. Parameters: $1 user,
-// $2 schema, $3 table, $4 primary keys, then one text array per column.
+// $2 schema, $3 table, $4 primary keys; for upserts then $5 the changes' server ids and one text
+// array per column.
 //
 // An upsert first claims each row for the user in sync.business_owners; rows another user
-// already owns are not written (and not returned), which the caller records as failures. A
-// delete removes only rows the user owns, and releases them.
-func (s *Store) projectionSQL(g *projectionGroup) string {
-	shape := fmt.Sprintf("%s|%t|%s", g.table.Name, g.delete, strings.Join(g.columns, ","))
+// already owns are not written but recorded in the failure log (from their stream entries) and
+// returned. A delete removes only rows the user owns, and releases them. With clearFailures,
+// both also remove earlier failure records of the rows they handled.
+func (s *Store) projectionSQL(g *projectionGroup, clearFailures bool) string {
+	shape := fmt.Sprintf("%s|%t|%t|%s", g.table.Name, g.delete, clearFailures, strings.Join(g.columns, ","))
 	if cached, ok := s.projectionSQLs.Load(shape); ok {
 		return cached.(string)
 	}
@@ -266,19 +242,26 @@ func (s *Store) projectionSQL(g *projectionGroup) string {
 		sql = `WITH released AS (
     DELETE FROM sync.business_owners
     WHERE schema_name = $2 AND table_name = $3 AND user_id = $1 AND pk = ANY ($4::uuid[])
-    RETURNING pk)
+    RETURNING pk)`
+		if clearFailures {
+			sql += `,
+cleared AS (
+    DELETE FROM sync.materialize_failures
+    WHERE user_id = $1 AND schema_name = $2 AND table_name = $3 AND pk = ANY ($4::uuid[]))`
+		}
+		sql += `
 DELETE FROM ` + t.Ident() + ` t USING released r WHERE t.` + pk + ` = r.pk`
 	} else {
-		unnestArgs, inputCols, selectCols, updates := []string{"$4::uuid[]"}, []string{"pk"}, []string{"i.pk"}, []string{}
+		unnestArgs, inputCols, selectCols, updates := []string{"$4::uuid[]", "$5::int8[]"}, []string{"pk", "server_id"}, []string{"i.pk"}, []string{}
 		for i, name := range g.columns {
 			col, _ := t.Column(name)
 			ident := pgx.Identifier{name}.Sanitize()
-			unnestArgs = append(unnestArgs, fmt.Sprintf("$%d::text[]", i+5))
+			unnestArgs = append(unnestArgs, fmt.Sprintf("$%d::text[]", i+6))
 			inputCols = append(inputCols, fmt.Sprintf("c%d", i))
 			selectCols = append(selectCols, fmt.Sprintf("i.c%d::%s", i, castTarget(col)))
 			updates = append(updates, ident+" = excluded."+ident)
 		}
-		if len(updates) == 0 { // nothing to change, but the row must come back as written
+		if len(updates) == 0 { // nothing to change, but the row must still count as written
 			updates = append(updates, pk+" = excluded."+pk)
 		}
 		targetCols := []string{pk}
@@ -296,11 +279,29 @@ mine AS (
     SELECT pk FROM claimed
     UNION ALL
     SELECT o.pk FROM sync.business_owners o JOIN input USING (pk)
-    WHERE o.schema_name = $2 AND o.table_name = $3 AND o.user_id = $1)
-INSERT INTO ` + t.Ident() + ` AS t (` + strings.Join(targetCols, ", ") + `)
-SELECT ` + strings.Join(selectCols, ", ") + ` FROM input i JOIN mine USING (pk) ORDER BY i.pk
-ON CONFLICT (` + pk + `) DO UPDATE SET ` + strings.Join(updates, ", ") + `
-RETURNING t.` + pk
+    WHERE o.schema_name = $2 AND o.table_name = $3 AND o.user_id = $1),
+written AS (
+    INSERT INTO ` + t.Ident() + ` AS t (` + strings.Join(targetCols, ", ") + `)
+    SELECT ` + strings.Join(selectCols, ", ") + ` FROM input i JOIN mine USING (pk) ORDER BY i.pk
+    ON CONFLICT (` + pk + `) DO UPDATE SET ` + strings.Join(updates, ", ") + `
+    RETURNING t.` + pk + ` AS pk),
+refused AS (
+    INSERT INTO sync.materialize_failures AS f
+        (user_id, schema_name, table_name, pk, attempted_version, op, payload, error)
+    SELECT $1, $2, $3, i.pk, c.server_version, c.op, c.payload, '` + refusedReason + `'
+    FROM input i JOIN sync.changes c ON c.user_id = $1 AND c.server_id = i.server_id
+    WHERE NOT EXISTS (SELECT 1 FROM mine m WHERE m.pk = i.pk)
+    ON CONFLICT (user_id, schema_name, table_name, pk) DO UPDATE
+    SET attempted_version = excluded.attempted_version, op = excluded.op, payload = excluded.payload, error = excluded.error
+    RETURNING pk)`
+		if clearFailures {
+			sql += `,
+cleared AS (
+    DELETE FROM sync.materialize_failures f USING written w
+    WHERE f.user_id = $1 AND f.schema_name = $2 AND f.table_name = $3 AND f.pk = w.pk)`
+		}
+		sql += `
+SELECT pk FROM refused`
 	}
 	s.projectionSQLs.Store(shape, sql)
 	return sql
@@ -333,37 +334,23 @@ FROM unnest($2::text[], $3::text[], $4::uuid[], $5::int8[], $6::text[], $7::text
 ON CONFLICT (user_id, schema_name, table_name, pk) DO UPDATE
 SET attempted_version = excluded.attempted_version, op = excluded.op, payload = excluded.payload, error = excluded.error`
 
-const clearFailuresSQL = `DELETE FROM sync.materialize_failures
-WHERE user_id = $1 AND (schema_name, table_name, pk) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::uuid[]))`
-
-// recordFailures writes the failed projections to the failure log, keeping a row's first_seen
-// and retry count, and removes the records of rows that have now projected.
-func recordFailures(ctx context.Context, tx pgx.Tx, user string, failed []failedProjection, succeeded []rowKey) error {
-	batch := &pgx.Batch{}
-	if len(succeeded) > 0 {
-		schemas, tables, pks := keyArrays(succeeded)
-		batch.Queue(clearFailuresSQL, user, schemas, tables, pks)
+// queueRecordFailures queues the recording of failed projections in the failure log, keeping a
+// row's first_seen and retry count.
+func queueRecordFailures(p *pipeline, user string, failed []failedProjection) {
+	if len(failed) == 0 {
+		return
 	}
-	if len(failed) > 0 {
-		keys := make([]rowKey, len(failed))
-		versions, ops, payloads, reasons := make([]int64, len(failed)), make([]string, len(failed)), make([]*string, len(failed)), make([]string, len(failed))
-		for i, f := range failed {
-			keys[i], versions[i], ops[i], reasons[i] = f.key, f.version, f.op, f.reason
-			if f.payload != nil {
-				p := string(f.payload)
-				payloads[i] = &p
-			}
+	keys := make([]rowKey, len(failed))
+	versions, ops, payloads, reasons := make([]int64, len(failed)), make([]string, len(failed)), make([]*string, len(failed)), make([]string, len(failed))
+	for i, f := range failed {
+		keys[i], versions[i], ops[i], reasons[i] = f.key, f.version, f.op, f.reason
+		if f.payload != nil {
+			p := string(f.payload)
+			payloads[i] = &p
 		}
-		schemas, tables, pks := keyArrays(keys)
-		batch.Queue(recordFailuresSQL, user, schemas, tables, pks, versions, ops, payloads, reasons)
 	}
-	if batch.Len() == 0 {
-		return nil
-	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return fmt.Errorf("record projection failures: %w", err)
-	}
-	return nil
+	schemas, tables, pks := keyArrays(keys)
+	p.exec(recordFailuresSQL, user, schemas, tables, pks, versions, ops, payloads, reasons)
 }
 
 // keyArrays splits row keys into the parallel arrays that unnest takes.

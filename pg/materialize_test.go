@@ -536,9 +536,15 @@ func TestMaterialize_FallbackLeavesNoSavepointOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	failed, succeeded, err := s.projectChanges(ctx, tx, "alice", applied)
-	if err != nil || len(failed) != 2 || len(succeeded) != 1 {
-		t.Fatalf("projectChanges: %d failed, %d succeeded, %v; want 2 and 1", len(failed), len(succeeded), err)
+	groups, unconverted := planProjections(applied)
+	var p pipeline
+	first, end := s.queueProjections(&p, "alice", groups, false, nil, true)
+	if failed, err := p.send(ctx, tx); len(unconverted) != 0 || failed < first || failed >= end || !projectionError(err) {
+		t.Fatalf("bulk projection: statement %d failed with %v, want a projection statement in [%d, %d) to fail", failed, err, first, end)
+	}
+	rejected, err := s.recoverProjections(ctx, tx, "alice", groups, false, nil)
+	if err != nil || len(rejected) != 2 {
+		t.Fatalf("recoverProjections: %d rejected, %v; want 2", len(rejected), err)
 	}
 	for _, name := range []string{"projection", "materialize"} {
 		// Probe inside a savepoint of its own, so that the transaction stays usable.

@@ -3,6 +3,7 @@ package pg
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,7 +20,7 @@ type Querier interface {
 // PoolConfig configures Connect. The zero value means the documented defaults.
 type PoolConfig struct {
 	URL      string
-	MaxConns int32 // 0 = pgxpool's default unless the URL sets pool_max_conns
+	MaxConns int32 // 0 = pgxpool's default; ignored when the URL sets pool_max_conns
 }
 
 // Connect opens a pgx pool to url and checks that the database answers.
@@ -29,7 +30,7 @@ func Connect(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 		// pgx's parse errors can quote the URL, password included: keep them out.
 		return nil, fmt.Errorf("parse database URL: invalid connection string")
 	}
-	if cfg.MaxConns > 0 {
+	if cfg.MaxConns > 0 && !strings.Contains(cfg.URL, "pool_max_conns") {
 		pc.MaxConns = cfg.MaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)

@@ -13,6 +13,10 @@ import (
 	"github.com/pulsesync/pulsesync/sequencer"
 )
 
+// errIsolateProjections ends an attempt whose bare projections failed because of their data:
+// the next attempt runs them in savepoints to find which.
+var errIsolateProjections = errors.New("a projection failed: isolate projections")
+
 // maxAttempts bounds how often an upload transaction is re-run after a transient failure
 // (serialization failure, deadlock, lock timeout), as the reference does (§3.4 step 11).
 const maxAttempts = 3
@@ -43,8 +47,13 @@ func (s *Store) Upload(ctx context.Context, user, source string, in []ChangeInpu
 		res.Highest, err = s.Watermark(ctx, user)
 		return res, err
 	}
+	isolate := false
 	for attempt := 1; ; attempt++ {
-		err = s.applyOnce(ctx, user, source, changes, &res)
+		err = s.applyOnce(ctx, user, source, changes, isolate, &res)
+		if errors.Is(err, errIsolateProjections) && !isolate {
+			isolate, attempt = true, attempt-1 // not a failure of the database: no backoff
+			continue
+		}
 		if err == nil || !transient(err) || attempt == maxAttempts {
 			break
 		}
@@ -123,52 +132,82 @@ type rowState struct {
 
 // applyOnce runs the upload transaction once, filling res. On error nothing is committed and
 // res may hold partial outcomes, which the next attempt overwrites.
-func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*change, res *UploadResult) error {
-	tx, err := s.pool.Begin(ctx)
+//
+// The transaction takes two round trips when nothing goes wrong: BEGIN, the user's lock and
+// every read the decisions need; then the writes, the projections into business tables, and
+// COMMIT. Projections rarely fail, so they first run bare; if one fails because of its data,
+// the attempt ends with errIsolateProjections and the next one runs them inside savepoints,
+// which costs a round trip per change to isolate the failing ones. Conflicts cost one round
+// trip to read the rows they report.
+func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*change, isolate bool, res *UploadResult) (err error) {
+	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("begin upload: %w", err)
+		return fmt.Errorf("acquire connection: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	defer pc.Release()
+	c := pc.Conn()
+	open := true
+	defer func() {
+		if open {
+			// A connection left inside a transaction is destroyed by the pool on release.
+			_, _ = c.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+		}
+	}()
 
-	// One round trip: the user's lock, then everything the decisions depend on. Statements
-	// after the lock take their snapshots after it, so they see the user's latest commits.
+	// Statements after the lock take their snapshots after it, so they see the user's latest
+	// commits (READ COMMITTED, the default).
 	batch := &pgx.Batch{}
+	batch.Queue(`BEGIN`)
 	if s.reg.deferrable {
 		// Projection failures must surface inside the projection's savepoint, not at commit
 		// where they would fail the whole upload (PROTOCOL.md §10.3 #5).
 		batch.Queue(`SET CONSTRAINTS ALL IMMEDIATE`)
 	}
 	block := sequencer.QueueLock(batch, user)
-	recorded := queueRecorded(batch, user, source, changes)
-	states, hasFailures := queueRowStates(batch, user, changes)
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+	state := queueUploadState(batch, user, source, changes)
+	if err := c.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("read upload state: %w", err)
 	}
 
-	applied := s.decide(changes, *recorded, states, res.Outcomes)
-	if err := s.fillConflictRows(ctx, tx, user, changes, states, res.Outcomes); err != nil {
+	applied := s.decide(changes, state.recorded, state.rows, res.Outcomes)
+	if err := fillConflictRows(ctx, c, user, changes, state.rows, res.Outcomes); err != nil {
 		return err
 	}
-
 	var first int64
+	var p pipeline
 	if len(applied) > 0 {
 		first = block.Take(len(applied))
 		for i, a := range applied {
 			a.serverID = first + int64(i)
 		}
-		batch = &pgx.Batch{}
-		queueStreamWrites(batch, user, source, applied)
-		block.QueueStore(batch)
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		queueStreamWrites(&p, user, source, applied)
+		block.QueueStore(&p.batch)
+	}
+	groups, unconverted := planProjections(applied)
+	queueRecordFailures(&p, user, unconverted)
+	projFirst, projEnd := s.queueProjections(&p, user, groups, state.hasFailures, nil, isolate)
+	p.exec(`COMMIT`)
+	failed, err := p.send(ctx, c)
+	if err != nil {
+		switch {
+		case failed < projFirst || failed >= projEnd || !projectionError(err):
 			return fmt.Errorf("write changes: %w", err)
+		case !isolate:
+			return errIsolateProjections
 		}
-		if err := s.materialize(ctx, tx, user, applied, *hasFailures); err != nil {
+		// The COMMIT was skipped with the rest of the pipeline: the transaction is open.
+		rejected, err := s.recoverProjections(ctx, c, user, groups, state.hasFailures, nil)
+		if err != nil {
 			return err
 		}
+		var tail pipeline
+		queueRecordFailures(&tail, user, rejected)
+		tail.exec(`COMMIT`)
+		if _, err := tail.send(ctx, c); err != nil {
+			return fmt.Errorf("commit upload: %w", err)
+		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit upload: %w", err)
-	}
+	open = false
 	res.Highest = block.Last()
 	res.Advance = sequencer.Advance{User: user, Source: source}
 	if len(applied) > 0 {
@@ -195,36 +234,29 @@ func schemasOf(applied []*appliedChange) []string {
 	return schemas
 }
 
-const recordedSQL = `SELECT source_change_id FROM sync.changes
-WHERE user_id = $1 AND source_id = $2 AND source_change_id = ANY ($3)`
+// uploadStateSQL reads, in one statement, everything the decisions of an upload depend on:
+// the current state of every row it touches or references as a parent (kind 1, by position in
+// the key arrays), which of its idempotency keys are recorded (kind 2), and whether the user has
+// failure records the upload may clear (kind 3).
+const uploadStateSQL = `SELECT 1, k.ord, r.server_version, r.deleted, r.server_id
+FROM unnest($2::text[], $3::text[], $4::uuid[]) WITH ORDINALITY AS k (schema_name, table_name, pk, ord)
+JOIN sync.rows r ON r.user_id = $1 AND r.schema_name = k.schema_name AND r.table_name = k.table_name AND r.pk = k.pk
+UNION ALL
+SELECT 2, c.source_change_id, 0, false, 0 FROM sync.changes c
+WHERE c.user_id = $1 AND c.source_id = $5 AND c.source_change_id = ANY ($6)
+UNION ALL
+SELECT 3, 0, 0, false, 0 WHERE EXISTS (SELECT 1 FROM sync.materialize_failures WHERE user_id = $1)`
 
-// queueRecorded queues the lookup of the changes' idempotency keys that are already recorded.
-func queueRecorded(batch *pgx.Batch, user, source string, changes []*change) *map[int64]bool {
-	ids := make([]int64, len(changes))
-	for i, c := range changes {
-		ids[i] = c.scid
-	}
-	recorded := map[int64]bool{}
-	batch.Queue(recordedSQL, user, source, ids).Query(func(rows pgx.Rows) error {
-		var id int64
-		_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
-			recorded[id] = true
-			return nil
-		})
-		return err
-	})
-	return &recorded
+// uploadState is what an upload's decisions depend on, read under the user's lock.
+type uploadState struct {
+	rows        map[rowKey]rowState // rows the changes touch or reference; absent = never synced
+	recorded    map[int64]bool      // source_change_ids of this source already applied
+	hasFailures bool                // the user has failure records
 }
 
-const rowStatesSQL = `SELECT k.ord, r.server_version, r.deleted, r.server_id
-FROM unnest($2::text[], $3::text[], $4::uuid[]) WITH ORDINALITY AS k (schema_name, table_name, pk, ord)
-JOIN sync.rows r ON r.user_id = $1 AND r.schema_name = k.schema_name AND r.table_name = k.table_name AND r.pk = k.pk`
-
-const hasFailuresSQL = `SELECT EXISTS (SELECT 1 FROM sync.materialize_failures WHERE user_id = $1)`
-
-// queueRowStates queues the lookup of the current state of every row the changes touch or
-// reference as a parent, and whether the user has failure records the upload may clear.
-func queueRowStates(batch *pgx.Batch, user string, changes []*change) (map[rowKey]rowState, *bool) {
+// queueUploadState queues the read of the upload's state into batch; the result is filled in
+// when the batch's results are read.
+func queueUploadState(batch *pgx.Batch, user, source string, changes []*change) *uploadState {
 	var keys []rowKey
 	index := map[rowKey]bool{}
 	add := func(k rowKey) {
@@ -233,26 +265,34 @@ func queueRowStates(batch *pgx.Batch, user string, changes []*change) (map[rowKe
 			keys = append(keys, k)
 		}
 	}
-	for _, c := range changes {
+	ids := make([]int64, len(changes))
+	for i, c := range changes {
+		ids[i] = c.scid
 		add(c.key())
 		for _, p := range c.parents {
 			add(p.key)
 		}
 	}
 	schemas, tables, pks := keyArrays(keys)
-	states := make(map[rowKey]rowState, len(keys))
-	batch.Queue(rowStatesSQL, user, schemas, tables, pks).Query(func(rows pgx.Rows) error {
-		var ord int64
-		var st rowState
-		_, err := pgx.ForEachRow(rows, []any{&ord, &st.version, &st.deleted, &st.serverID}, func() error {
-			states[keys[ord-1]] = st
+	st := &uploadState{rows: make(map[rowKey]rowState, len(keys)), recorded: map[int64]bool{}}
+	batch.Queue(uploadStateSQL, user, schemas, tables, pks, source, ids).Query(func(rows pgx.Rows) error {
+		var kind int32
+		var n int64
+		var row rowState
+		_, err := pgx.ForEachRow(rows, []any{&kind, &n, &row.version, &row.deleted, &row.serverID}, func() error {
+			switch kind {
+			case 1:
+				st.rows[keys[n-1]] = row
+			case 2:
+				st.recorded[n] = true
+			case 3:
+				st.hasFailures = true
+			}
 			return nil
 		})
 		return err
 	})
-	var hasFailures bool
-	batch.Queue(hasFailuresSQL, user).QueryRow(func(row pgx.Row) error { return row.Scan(&hasFailures) })
-	return states, &hasFailures
+	return st
 }
 
 // decide judges every change in processing order (§3.6, §3.7, §3.8), fills its outcome, updates
@@ -311,7 +351,7 @@ const conflictRowsSQL = `SELECT server_id, payload FROM sync.changes WHERE user_
 
 // fillConflictRows reads the current after-image of every conflicting row and completes its
 // outcome's server_row (§3.2: a conflict always carries one).
-func (s *Store) fillConflictRows(ctx context.Context, tx pgx.Tx, user string, changes []*change, states map[rowKey]rowState, outcomes []Outcome) error {
+func fillConflictRows(ctx context.Context, c *pgx.Conn, user string, changes []*change, states map[rowKey]rowState, outcomes []Outcome) error {
 	var ids []int64
 	for _, c := range changes {
 		if outcomes[c.index].Status == StatusConflict && !states[c.key()].deleted {
@@ -320,7 +360,7 @@ func (s *Store) fillConflictRows(ctx context.Context, tx pgx.Tx, user string, ch
 	}
 	payloads := make(map[int64][]byte, len(ids))
 	if len(ids) > 0 {
-		rows, err := tx.Query(ctx, conflictRowsSQL, user, ids)
+		rows, err := c.Query(ctx, conflictRowsSQL, user, ids)
 		if err != nil {
 			return fmt.Errorf("read conflicting rows: %w", err)
 		}
@@ -364,7 +404,7 @@ SET server_version = excluded.server_version, deleted = excluded.deleted, server
 
 // queueStreamWrites queues the stream entries and row versions of the applied changes: two
 // statements whatever the batch size.
-func queueStreamWrites(batch *pgx.Batch, user, source string, applied []*appliedChange) {
+func queueStreamWrites(p *pipeline, user, source string, applied []*appliedChange) {
 	n := len(applied)
 	ids, versions, scids := make([]int64, n), make([]int64, n), make([]int64, n)
 	schemas, tables, ops := make([]string, n), make([]string, n), make([]string, n)
@@ -378,8 +418,8 @@ func queueStreamWrites(batch *pgx.Batch, user, source string, applied []*applied
 			payloads[i] = &p
 		}
 	}
-	batch.Queue(insertChangesSQL, user, source, ids, schemas, tables, ops, pks, payloads, versions, scids)
-	batch.Queue(upsertRowsSQL, user, schemas, tables, pks, versions, deleted, ids)
+	p.exec(insertChangesSQL, user, source, ids, schemas, tables, ops, pks, payloads, versions, scids)
+	p.exec(upsertRowsSQL, user, schemas, tables, pks, versions, deleted, ids)
 }
 
 // transient reports whether err is worth re-running the whole transaction for.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // change is one uploaded change that passed validation.
@@ -106,11 +107,12 @@ func (s *Store) validate(index int, in *ChangeInput) (*change, *Invalid) {
 	return c, nil
 }
 
-// compactObject checks that payload is a JSON object and returns it without insignificant
-// whitespace, plus the raw values of the foreign-key columns when the table has any.
+// compactObject checks that payload is a UTF-8 JSON object and returns it without
+// insignificant whitespace, plus the raw values of the foreign-key columns when the table has
+// any (the last of duplicated keys wins).
 func compactObject(payload []byte, fks []ForeignKey) (compact []byte, fields map[string]json.RawMessage, ok bool) {
 	trimmed := bytes.TrimSpace(payload)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
+	if len(trimmed) == 0 || trimmed[0] != '{' || !utf8.Valid(trimmed) {
 		return nil, nil, false
 	}
 	var buf bytes.Buffer
@@ -119,7 +121,15 @@ func compactObject(payload []byte, fks []ForeignKey) (compact []byte, fields map
 		return nil, nil, false
 	}
 	if len(fks) > 0 {
-		if err := json.Unmarshal(buf.Bytes(), &fields); err != nil {
+		fields = make(map[string]json.RawMessage, len(fks))
+		err := eachField(buf.Bytes(), func(key string, value []byte) {
+			for _, fk := range fks {
+				if fk.Column == key {
+					fields[key] = value
+				}
+			}
+		})
+		if err != nil {
 			return nil, nil, false
 		}
 	}

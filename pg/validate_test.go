@@ -56,6 +56,8 @@ func TestUpload_ValidationRules(t *testing.T) {
 			ReasonBadPayload, "invalid JSON payload"},
 		{"payload number", ChangeInput{Schema: "business", Table: "users", Op: "INSERT", PK: rowPK, Payload: json.RawMessage(`7`)},
 			ReasonBadPayload, "invalid JSON payload"},
+		{"payload not UTF-8", ChangeInput{Schema: "business", Table: "users", Op: "INSERT", PK: rowPK, Payload: json.RawMessage("{\"name\":\"\xff\"}")},
+			ReasonBadPayload, "invalid JSON payload"},
 		{"delete with payload", ChangeInput{Schema: "business", Table: "users", Op: "DELETE", PK: rowPK, Payload: obj},
 			ReasonBadPayload, "DELETE must not include payload"},
 		{"foreign key value not a UUID", ChangeInput{Schema: "business", Table: "posts", Op: "INSERT", PK: rowPK,

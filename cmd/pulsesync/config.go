@@ -47,7 +47,7 @@ func (c *config) knobs() []knob {
 		{"max-payload", "PULSESYNC_MAX_PAYLOAD", "0", "largest payload of one change in bytes; 0 = only the body limit", &c.maxPayload},
 		{"max-changes", "PULSESYNC_MAX_CHANGES", "0", "most changes in one upload, answered batch_too_large beyond; 0 = no limit (recommended, PROTOCOL.md §9.3)", &c.maxChanges},
 		{"allow-no-exp", "PULSESYNC_ALLOW_NO_EXP", "false", "accept tokens without an exp claim (they never expire)", &c.allowNoExp},
-		{"db-max-conns", "PULSESYNC_DB_MAX_CONNS", "0", "database pool size; 0 = pgx default (4 × CPUs, at least 4) unless the URL sets pool_max_conns", &c.dbMaxConns},
+		{"db-max-conns", "PULSESYNC_DB_MAX_CONNS", "32", "database pool size, unless the URL sets pool_max_conns", &c.dbMaxConns},
 		{"nats-url", "NATS_URL", "", "NATS server URL for push fan-out between nodes; empty = Postgres LISTEN/NOTIFY", &c.natsURL},
 		{"node-id", "PULSESYNC_NODE_ID", "", "this node's name in logs and metrics; empty = hostname-pid", &c.nodeID},
 		{"log-level", "PULSESYNC_LOG_LEVEL", "info", "debug, info, warn or error", &c.logLevel},
@@ -95,8 +95,8 @@ func (c config) parse() (settings, error) {
 		return s, fmt.Errorf("--allow-no-exp / PULSESYNC_ALLOW_NO_EXP: %q is not true or false", c.allowNoExp)
 	}
 	conns, err := strconv.ParseInt(c.dbMaxConns, 10, 32)
-	if err != nil || conns < 0 {
-		return s, fmt.Errorf("--db-max-conns / PULSESYNC_DB_MAX_CONNS: %q is not a count", c.dbMaxConns)
+	if err != nil || conns < 1 {
+		return s, fmt.Errorf("--db-max-conns / PULSESYNC_DB_MAX_CONNS: %q is not a positive count", c.dbMaxConns)
 	}
 	s.dbMaxConns = int32(conns)
 	if s.shutdownTimeout, err = time.ParseDuration(c.shutdownTimeout); err != nil || s.shutdownTimeout <= 0 {
