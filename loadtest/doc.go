@@ -1,0 +1,14 @@
+// Package loadtest is a k6-style load generator: scenarios driven by executors
+// (constant-vus, ramping-vus, constant-arrival-rate, per-vu-iterations), virtual
+// users running one exec function per iteration, k6-like metrics (Counter, Gauge,
+// Rate, Trend) sub-keyed by tags, thresholds in k6 syntax, an end-of-test summary
+// and a JSON export of every aggregate.
+//
+// The engine knows nothing about pulsesync: what an iteration does is supplied
+// by an Exec, built from a Registry by name. The protocol scenarios that drive a
+// pulsesync server over the wire live in the scenarios subpackage, which treats
+// the server as a black box and imports no other pulsesync package.
+//
+// A test or a binary calls Run(ctx, options, registry) and receives a Summary;
+// Summary.Passed reports whether every threshold held.
+package loadtest

@@ -1,0 +1,316 @@
+package loadtest
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MetricType is one of k6's four metric types.
+type MetricType int
+
+// The metric types.
+const (
+	CounterType MetricType = iota
+	GaugeType
+	RateType
+	TrendType
+)
+
+// String returns the k6 name of the type.
+func (t MetricType) String() string {
+	return [...]string{"counter", "gauge", "rate", "trend"}[t]
+}
+
+func parseMetricType(s string) (MetricType, error) {
+	for t := CounterType; t <= TrendType; t++ {
+		if t.String() == s {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown metric type %q", s)
+}
+
+// Contains says what a metric's values measure, which sets how they are shown.
+type Contains int
+
+// The value kinds.
+const (
+	Default Contains = iota // plain numbers
+	Time                    // milliseconds
+	Data                    // bytes
+)
+
+// String returns "default", "time" or "data".
+func (c Contains) String() string {
+	return [...]string{"default", "time", "data"}[c]
+}
+
+func parseContains(s string) (Contains, error) {
+	for c := Default; c <= Data; c++ {
+		if c.String() == s {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown metric contents %q", s)
+}
+
+// Tags sub-key a metric: samples recorded through a handle with tags count in
+// the metric itself and in the series for exactly those tags, which thresholds
+// and the summary address as name{key:value,...}.
+type Tags map[string]string
+
+// key is the canonical "k:v,k:v" form, sorted by key; "" for no tags.
+func (t Tags) key() string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+		b.WriteByte(':')
+		b.WriteString(t[k])
+	}
+	return b.String()
+}
+
+// contains reports whether every tag of sel is in t with the same value.
+func (t Tags) contains(sel Tags) bool {
+	for k, v := range sel {
+		if tv, ok := t[k]; !ok || tv != v {
+			return false
+		}
+	}
+	return true
+}
+
+var metricNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`)
+
+// Metrics holds every metric of one test run. Handles returned by its methods
+// are safe for concurrent use and record without locks; resolve them once
+// (when an exec is built) rather than per sample.
+type Metrics struct {
+	mu     sync.Mutex
+	byName map[string]*metric
+}
+
+// NewMetrics returns an empty metric set.
+func NewMetrics() *Metrics {
+	return &Metrics{byName: map[string]*metric{}}
+}
+
+type metric struct {
+	name     string
+	typ      MetricType
+	contains Contains
+	mu       sync.Mutex
+	series   map[string]*series // by Tags.key(); "" is the whole metric
+}
+
+// series is the sink of one metric and tag set. Only the fields of its
+// metric's type are used.
+type series struct {
+	tags Tags
+	n    atomic.Int64 // samples recorded
+
+	sum atomicFloat // counter total, trend sum
+
+	last    atomicFloat  // gauge value
+	lastSet atomic.Int64 // gauge: unix ns of the last Set, to merge series
+	min     atomicFloat  // gauge, trend
+	max     atomicFloat  // gauge, trend
+
+	trues atomic.Int64 // rate
+
+	hist histogram // trend
+}
+
+func newSeries(tags Tags) *series {
+	s := &series{tags: tags}
+	s.min.store(math.Inf(1))
+	s.max.store(math.Inf(-1))
+	return s
+}
+
+// handleSeries returns the sinks a handle with tags records into: the metric
+// itself, and the tagged series when there are tags. It panics when name is
+// invalid or already registered with another type or contents; that is a
+// programming error in an exec, found at the first run.
+func (m *Metrics) handleSeries(name string, typ MetricType, c Contains, tags Tags) []*series {
+	mt := m.metric(name, typ, c)
+	if mt == nil {
+		panic(fmt.Sprintf("loadtest: invalid metric name %q", name))
+	}
+	if mt.typ != typ || mt.contains != c {
+		panic(fmt.Sprintf("loadtest: metric %q is a %s of %s values, not a %s of %s values",
+			name, mt.typ, mt.contains, typ, c))
+	}
+	out := []*series{mt.get("", nil)}
+	if len(tags) > 0 {
+		out = append(out, mt.get(tags.key(), tags))
+	}
+	return out
+}
+
+// metric returns the named metric, creating it with typ and c if new; nil if
+// the name is invalid.
+func (m *Metrics) metric(name string, typ MetricType, c Contains) *metric {
+	if !metricNameRE.MatchString(name) {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mt := m.byName[name]
+	if mt == nil {
+		mt = &metric{name: name, typ: typ, contains: c, series: map[string]*series{}}
+		m.byName[name] = mt
+	}
+	return mt
+}
+
+func (m *Metrics) lookup(name string) *metric {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byName[name]
+}
+
+func (mt *metric) get(key string, tags Tags) *series {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	s := mt.series[key]
+	if s == nil {
+		s = newSeries(maps.Clone(tags))
+		mt.series[key] = s
+	}
+	return s
+}
+
+// Counter handles add to a cumulative total; its rate is total per second of
+// the measured phase.
+type Counter struct{ s []*series }
+
+// Counter returns a handle on the named counter, tagged with tags.
+func (m *Metrics) Counter(name string, c Contains, tags Tags) *Counter {
+	return &Counter{m.handleSeries(name, CounterType, c, tags)}
+}
+
+// Add adds v to the counter.
+func (h *Counter) Add(v float64) {
+	for _, s := range h.s {
+		s.n.Add(1)
+		s.sum.add(v)
+	}
+}
+
+// Gauge handles keep the last value set and the extremes.
+type Gauge struct{ s []*series }
+
+// Gauge returns a handle on the named gauge, tagged with tags.
+func (m *Metrics) Gauge(name string, c Contains, tags Tags) *Gauge {
+	return &Gauge{m.handleSeries(name, GaugeType, c, tags)}
+}
+
+// Set records v as the gauge's current value.
+func (h *Gauge) Set(v float64) {
+	now := time.Now().UnixNano()
+	for _, s := range h.s {
+		s.n.Add(1)
+		s.last.store(v)
+		s.lastSet.Store(now)
+		s.min.min(v)
+		s.max.max(v)
+	}
+}
+
+// Rate handles count the fraction of true samples.
+type Rate struct{ s []*series }
+
+// Rate returns a handle on the named rate, tagged with tags.
+func (m *Metrics) Rate(name string, tags Tags) *Rate {
+	return &Rate{m.handleSeries(name, RateType, Default, tags)}
+}
+
+// Check returns a handle on k6's checks rate for the named check.
+func (m *Metrics) Check(name string) *Rate {
+	return m.Rate("checks", Tags{"check": name})
+}
+
+// Add records one sample.
+func (h *Rate) Add(ok bool) {
+	for _, s := range h.s {
+		s.n.Add(1)
+		if ok {
+			s.trues.Add(1)
+		}
+	}
+}
+
+// Trend handles record a distribution; the summary shows avg, min, med,
+// p(90), p(95), p(99) and max. Values are taken as non-negative: a negative
+// sample counts as 0 in percentiles (min and avg keep it).
+type Trend struct{ s []*series }
+
+// Trend returns a handle on the named trend, tagged with tags.
+func (m *Metrics) Trend(name string, c Contains, tags Tags) *Trend {
+	return &Trend{m.handleSeries(name, TrendType, c, tags)}
+}
+
+// Add records v (milliseconds for a Time trend).
+func (h *Trend) Add(v float64) {
+	for _, s := range h.s {
+		s.n.Add(1)
+		s.sum.add(v)
+		s.min.min(v)
+		s.max.max(v)
+		s.hist.record(v)
+	}
+}
+
+// AddDuration records d in milliseconds, the unit of Time trends.
+func (h *Trend) AddDuration(d time.Duration) {
+	h.Add(float64(d) / float64(time.Millisecond))
+}
+
+// atomicFloat is a float64 updated with compare-and-swap.
+type atomicFloat struct{ bits atomic.Uint64 }
+
+func (a *atomicFloat) load() float64   { return math.Float64frombits(a.bits.Load()) }
+func (a *atomicFloat) store(v float64) { a.bits.Store(math.Float64bits(v)) }
+
+func (a *atomicFloat) add(v float64) {
+	for {
+		old := a.bits.Load()
+		if a.bits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
+}
+
+func (a *atomicFloat) min(v float64) {
+	for {
+		old := a.bits.Load()
+		if math.Float64frombits(old) <= v || a.bits.CompareAndSwap(old, math.Float64bits(v)) {
+			return
+		}
+	}
+}
+
+func (a *atomicFloat) max(v float64) {
+	for {
+		old := a.bits.Load()
+		if math.Float64frombits(old) >= v || a.bits.CompareAndSwap(old, math.Float64bits(v)) {
+			return
+		}
+	}
+}

@@ -1,0 +1,233 @@
+package loadtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Executor names, as in k6.
+const (
+	ConstantVUs         = "constant-vus"
+	RampingVUs          = "ramping-vus"
+	ConstantArrivalRate = "constant-arrival-rate"
+	PerVUIterations     = "per-vu-iterations"
+)
+
+// Defaults applied by Scenario.withDefaults, as in k6.
+const (
+	DefaultGracefulStop = 30 * time.Second
+	DefaultMaxDuration  = 10 * time.Minute
+	DefaultTimeUnit     = time.Second
+)
+
+// Options is a whole test: named scenarios and thresholds, in the shape of k6's
+// options object ({"scenarios": {...}, "thresholds": {...}}).
+type Options struct {
+	// Scenarios run concurrently, each from its own startTime. Names are also
+	// the order in which VU ids are handed out (sorted), so ids are stable.
+	Scenarios map[string]Scenario `json:"scenarios"`
+	// Thresholds maps a metric selector ("http_req_duration{endpoint:upload}")
+	// to the expressions that must hold at the end of the test.
+	Thresholds map[string][]Threshold `json:"thresholds,omitempty"`
+	// Logger receives progress and error lines; nil means slog.Default().
+	Logger *slog.Logger `json:"-"`
+
+	// thresholdEvery is how often abortOnFail thresholds are evaluated during
+	// the run; zero means every 2 s as in k6. Only tests shorten it.
+	thresholdEvery time.Duration
+}
+
+// Scenario is one k6 scenario: an executor with its shape, and the exec that
+// every iteration runs. Which fields apply depends on Executor; a zero value
+// means the k6 default noted beside the field.
+type Scenario struct {
+	Executor string `json:"executor"`
+	// Exec names the Registry entry that builds this scenario's behaviour.
+	Exec string `json:"exec"`
+	// Params is handed verbatim to the exec's factory.
+	Params json.RawMessage `json:"params,omitempty"`
+	// StartTime delays the scenario's start, measured from the start of the test.
+	StartTime Duration `json:"startTime,omitempty"`
+	// GracefulStop is how long running iterations may finish after the
+	// scenario's schedule ends before they are interrupted; nil means 30 s.
+	GracefulStop *Duration `json:"gracefulStop,omitempty"`
+	// Seed, with the VU id, seeds every VU's random source; 0 is a valid fixed seed.
+	Seed uint64 `json:"seed,omitempty"`
+
+	// VUs: constant-vus and per-vu-iterations; 0 means 1.
+	VUs int `json:"vus,omitempty"`
+	// Duration: constant-vus and constant-arrival-rate; required.
+	Duration Duration `json:"duration,omitempty"`
+	// Iterations per VU: per-vu-iterations; 0 means 1.
+	Iterations int `json:"iterations,omitempty"`
+	// MaxDuration bounds per-vu-iterations; 0 means 10 min.
+	MaxDuration Duration `json:"maxDuration,omitempty"`
+
+	// StartVUs: ramping-vus; nil means 1.
+	StartVUs *int `json:"startVUs,omitempty"`
+	// Stages: ramping-vus; required. Targets are reached linearly over each stage.
+	Stages []Stage `json:"stages,omitempty"`
+	// GracefulRampDown is how long a VU removed by a ramp-down may finish its
+	// iteration before it is interrupted; nil means 30 s.
+	GracefulRampDown *Duration `json:"gracefulRampDown,omitempty"`
+
+	// Rate iterations are started per TimeUnit: constant-arrival-rate; required.
+	Rate float64 `json:"rate,omitempty"`
+	// TimeUnit: constant-arrival-rate; 0 means 1 s.
+	TimeUnit Duration `json:"timeUnit,omitempty"`
+	// PreAllocatedVUs: constant-arrival-rate; required (at least 1).
+	PreAllocatedVUs int `json:"preAllocatedVUs,omitempty"`
+	// MaxVUs: constant-arrival-rate; 0 means PreAllocatedVUs.
+	MaxVUs int `json:"maxVUs,omitempty"`
+}
+
+// Stage is one step of a ramping-vus scenario.
+type Stage struct {
+	Duration Duration `json:"duration"`
+	Target   int      `json:"target"`
+}
+
+// ParseOptions decodes a k6-shaped options document. Unknown keys are an error,
+// so a misspelt option never silently falls back to a default.
+func ParseOptions(data []byte) (Options, error) {
+	var o Options
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		return Options{}, fmt.Errorf("%w: decode options: %w", ErrBadOptions, err)
+	}
+	return o, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.thresholdEvery <= 0 {
+		o.thresholdEvery = 2 * time.Second
+	}
+	sc := make(map[string]Scenario, len(o.Scenarios))
+	for name, s := range o.Scenarios {
+		sc[name] = s.withDefaults()
+	}
+	o.Scenarios = sc
+	return o
+}
+
+// scenarioNames returns the scenario names in the order VU ids are assigned.
+func (o Options) scenarioNames() []string {
+	names := make([]string, 0, len(o.Scenarios))
+	for n := range o.Scenarios {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (s Scenario) withDefaults() Scenario {
+	if s.GracefulStop == nil {
+		d := Duration(DefaultGracefulStop)
+		s.GracefulStop = &d
+	}
+	switch s.Executor {
+	case ConstantVUs:
+		if s.VUs == 0 {
+			s.VUs = 1
+		}
+	case PerVUIterations:
+		if s.VUs == 0 {
+			s.VUs = 1
+		}
+		if s.Iterations == 0 {
+			s.Iterations = 1
+		}
+		if s.MaxDuration == 0 {
+			s.MaxDuration = Duration(DefaultMaxDuration)
+		}
+	case RampingVUs:
+		if s.StartVUs == nil {
+			one := 1
+			s.StartVUs = &one
+		}
+		if s.GracefulRampDown == nil {
+			d := Duration(DefaultGracefulStop)
+			s.GracefulRampDown = &d
+		}
+	case ConstantArrivalRate:
+		if s.TimeUnit == 0 {
+			s.TimeUnit = Duration(DefaultTimeUnit)
+		}
+		if s.MaxVUs == 0 {
+			s.MaxVUs = s.PreAllocatedVUs
+		}
+	}
+	return s
+}
+
+// validate checks a scenario that has had withDefaults applied.
+func (s Scenario) validate() error {
+	if s.Exec == "" {
+		return fmt.Errorf("exec is required")
+	}
+	if s.StartTime < 0 || *s.GracefulStop < 0 {
+		return fmt.Errorf("startTime and gracefulStop must not be negative")
+	}
+	switch s.Executor {
+	case ConstantVUs:
+		if s.VUs < 1 || s.Duration <= 0 {
+			return fmt.Errorf("%s needs vus >= 1 and a positive duration", s.Executor)
+		}
+	case PerVUIterations:
+		if s.VUs < 1 || s.Iterations < 1 || s.MaxDuration <= 0 {
+			return fmt.Errorf("%s needs vus >= 1, iterations >= 1 and a positive maxDuration", s.Executor)
+		}
+	case RampingVUs:
+		if len(s.Stages) == 0 {
+			return fmt.Errorf("%s needs at least one stage", s.Executor)
+		}
+		if *s.StartVUs < 0 || *s.GracefulRampDown < 0 {
+			return fmt.Errorf("%s: startVUs and gracefulRampDown must not be negative", s.Executor)
+		}
+		for i, st := range s.Stages {
+			if st.Target < 0 || st.Duration < 0 {
+				return fmt.Errorf("%s: stage %d: target and duration must not be negative", s.Executor, i)
+			}
+		}
+		if s.maxVUs() < 1 {
+			return fmt.Errorf("%s: no stage and no startVUs asks for a VU", s.Executor)
+		}
+	case ConstantArrivalRate:
+		if s.Rate <= 0 || s.TimeUnit <= 0 || s.Duration <= 0 {
+			return fmt.Errorf("%s needs a positive rate, timeUnit and duration", s.Executor)
+		}
+		if s.PreAllocatedVUs < 1 || s.MaxVUs < s.PreAllocatedVUs {
+			return fmt.Errorf("%s needs preAllocatedVUs >= 1 and maxVUs >= preAllocatedVUs", s.Executor)
+		}
+	case "":
+		return fmt.Errorf("executor is required")
+	default:
+		return fmt.Errorf("unknown executor %q", s.Executor)
+	}
+	return nil
+}
+
+// maxVUs is the most VUs the scenario can ever run at once, so the number of
+// VU ids reserved for it.
+func (s Scenario) maxVUs() int {
+	switch s.Executor {
+	case RampingVUs:
+		m := *s.StartVUs
+		for _, st := range s.Stages {
+			m = max(m, st.Target)
+		}
+		return m
+	case ConstantArrivalRate:
+		return s.MaxVUs
+	default:
+		return s.VUs
+	}
+}

@@ -1,0 +1,173 @@
+package loadtest
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// rampStep sets the number of active VUs at an offset from the scenario start.
+type rampStep struct {
+	at     time.Duration
+	target int
+}
+
+// rampSchedule turns stages into the steps at which the VU count changes by
+// one: over a stage from a to b VUs, step k of |b−a| happens at k/|b−a| of the
+// stage, so each stage's target is reached exactly at its end (at once for a
+// zero-length stage). The first step sets startVUs at offset 0.
+func rampSchedule(startVUs int, stages []Stage) []rampStep {
+	steps := []rampStep{{0, startVUs}}
+	cur, begin := startVUs, time.Duration(0)
+	for _, st := range stages {
+		d := st.Duration.D()
+		n := st.Target - cur
+		dir := 1
+		if n < 0 {
+			n, dir = -n, -1
+		}
+		for k := 1; k <= n; k++ {
+			steps = append(steps, rampStep{begin + d*time.Duration(k)/time.Duration(n), cur + dir*k})
+		}
+		cur, begin = st.Target, begin+d
+	}
+	return steps
+}
+
+// rampSlot is one of a ramping scenario's VUs. While the slot's index is below
+// the target it runs iterations; when a ramp-down removes it, its Draining
+// context is cancelled at once and its iteration context after gracefulRampDown.
+type rampSlot struct {
+	idx int
+	vu  *VU
+
+	mu          sync.Mutex
+	iterCtx     context.Context
+	iterCancel  context.CancelFunc
+	drainCancel context.CancelFunc
+	interrupt   *time.Timer
+}
+
+// rampGate publishes the current target to the slots.
+type rampGate struct {
+	mu      sync.Mutex
+	target  int
+	changed chan struct{} // closed and replaced on every change
+}
+
+func (g *rampGate) get() (int, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.target, g.changed
+}
+
+func (g *rampGate) set(target int) (old int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old, g.target = g.target, target
+	close(g.changed)
+	g.changed = make(chan struct{})
+	return old
+}
+
+func (s *scenarioRun) rampingVUs(hard, drain context.Context, wg *sync.WaitGroup) {
+	n := s.cfg.maxVUs()
+	s.vus.allocate(n)
+	gate := &rampGate{changed: make(chan struct{})}
+	slots := make([]*rampSlot, n)
+	for i := range slots {
+		slots[i] = &rampSlot{idx: i, vu: s.newVU(i, nil)}
+		wg.Go(func() { s.runSlot(hard, drain, gate, slots[i]) })
+	}
+	current := 0
+	defer func() { s.vus.active.Add(-int64(current)) }()
+	begin := time.Now()
+	for _, st := range rampSchedule(*s.cfg.StartVUs, s.cfg.Stages) {
+		if !sleep(hard, time.Until(begin.Add(st.at))) {
+			return
+		}
+		gate.set(st.target)
+		for _, sl := range slots[min(st.target, current):current] {
+			sl.rampDown(s.cfg.GracefulRampDown.D())
+		}
+		s.vus.active.Add(int64(st.target - current))
+		current = st.target
+	}
+	var total time.Duration
+	for _, st := range s.cfg.Stages {
+		total += st.Duration.D()
+	}
+	sleep(hard, time.Until(begin.Add(total)))
+}
+
+// runSlot runs iterations while the slot is within the target.
+func (s *scenarioRun) runSlot(hard, drain context.Context, gate *rampGate, sl *rampSlot) {
+	defer sl.release()
+	for {
+		target, changed := gate.get()
+		if sl.idx >= target {
+			select {
+			case <-changed:
+				continue
+			case <-drain.Done():
+				return
+			}
+		}
+		if drain.Err() != nil {
+			return
+		}
+		if ctx, ok := sl.activate(hard, drain, gate); ok {
+			s.iterate(ctx, sl.vu)
+		}
+	}
+}
+
+// activate returns the context for the slot's next iteration, starting a
+// fresh activation when the previous one was ramped down. It re-reads the
+// target under the slot's lock, which rampDown also holds, so a slot is never
+// left running an activation that a concurrent ramp-down missed.
+func (sl *rampSlot) activate(hard, drain context.Context, gate *rampGate) (context.Context, bool) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if target, _ := gate.get(); sl.idx >= target {
+		return nil, false
+	}
+	if sl.vu.drain != nil && sl.vu.drain.Err() == nil {
+		return sl.iterCtx, true
+	}
+	sl.stopLocked()
+	sl.iterCtx, sl.iterCancel = context.WithCancel(hard)
+	sl.vu.drain, sl.drainCancel = context.WithCancel(drain)
+	return sl.iterCtx, true
+}
+
+// rampDown asks the slot's VU to stop after its iteration, and interrupts the
+// iteration if it has not ended after grace.
+func (sl *rampSlot) rampDown(grace time.Duration) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.drainCancel == nil {
+		return
+	}
+	sl.drainCancel()
+	if sl.interrupt == nil {
+		sl.interrupt = time.AfterFunc(grace, sl.iterCancel)
+	}
+}
+
+func (sl *rampSlot) release() {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	sl.stopLocked()
+}
+
+func (sl *rampSlot) stopLocked() {
+	if sl.interrupt != nil {
+		sl.interrupt.Stop()
+		sl.interrupt = nil
+	}
+	if sl.iterCancel != nil {
+		sl.iterCancel()
+		sl.drainCancel()
+	}
+}

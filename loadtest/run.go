@@ -1,0 +1,197 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Teardowns get this long even when the caller's context is already cancelled.
+const teardownTimeout = 30 * time.Second
+
+// plan is a validated test ready to run.
+type plan struct {
+	opts       Options
+	metrics    *Metrics
+	shared     *runShared
+	vus        *vuCounts
+	scenarios  []*scenarioRun
+	thresholds []compiledThreshold
+}
+
+// Validate checks options against a registry without running anything: every
+// scenario is well-formed, names a registered exec whose factory accepts its
+// params, and every threshold parses and selects an existing metric.
+func Validate(opts Options, reg Registry) error {
+	_, err := prepare(opts.withDefaults(), reg)
+	return err
+}
+
+func prepare(opts Options, reg Registry) (*plan, error) {
+	if len(opts.Scenarios) == 0 {
+		return nil, fmt.Errorf("%w: no scenarios", ErrBadOptions)
+	}
+	p := &plan{opts: opts, metrics: NewMetrics(), shared: &runShared{shared: map[string]any{}}}
+	p.vus = &vuCounts{vusMax: p.metrics.Gauge("vus_max", Default, nil)}
+	p.metrics.Gauge("vus", Default, nil)
+	p.metrics.Rate("checks", nil)
+	NewHTTP(p.metrics, nil) // declares the HTTP built-ins so thresholds may name them
+	nextID := 1
+	for _, name := range opts.scenarioNames() {
+		sc := opts.Scenarios[name]
+		if err := sc.validate(); err != nil {
+			return nil, fmt.Errorf("%w: scenario %q: %w", ErrBadOptions, name, err)
+		}
+		factory, ok := reg[sc.Exec]
+		if !ok {
+			return nil, fmt.Errorf("%w: scenario %q: exec %q is not registered", ErrUnknownExec, name, sc.Exec)
+		}
+		env := &Env{Scenario: name, MaxVUs: sc.maxVUs(), Metrics: p.metrics, Logger: opts.Logger.With("scenario", name), run: p.shared}
+		exec, err := factory(env, sc.Params)
+		if err != nil {
+			return nil, fmt.Errorf("%w: scenario %q: exec %q: %w", ErrBadOptions, name, sc.Exec, err)
+		}
+		p.scenarios = append(p.scenarios, newScenarioRun(name, sc, exec, nextID, p.metrics, p.vus, opts.Logger))
+		nextID += sc.maxVUs()
+	}
+	th, err := compileThresholds(p.metrics, opts.Thresholds)
+	if err != nil {
+		return nil, err
+	}
+	p.thresholds = th
+	return p, nil
+}
+
+// Run runs a test: every scenario's Setup (in name order), then all scenarios
+// concurrently, each from its startTime, then every Teardown, and returns the
+// summary. Counter rates are per second of the measured phase, which excludes
+// setup and teardown.
+//
+// Failed thresholds are reported in the Summary (Summary.Passed), not as an
+// error. The error is non-nil when the options are invalid (ErrBadOptions,
+// ErrUnknownExec, ErrBadThreshold), a Setup failed (ErrSetup; nothing was
+// measured) or ctx was cancelled (ErrInterrupted; the Summary covers what ran).
+func Run(ctx context.Context, opts Options, reg Registry) (Summary, error) {
+	opts = opts.withDefaults()
+	p, err := prepare(opts, reg)
+	if err != nil {
+		return Summary{}, err
+	}
+	log := opts.Logger
+
+	for i, sr := range p.scenarios {
+		if err := sr.exec.Setup(ctx); err != nil {
+			p.teardown(ctx, p.scenarios[:i])
+			return Summary{}, fmt.Errorf("%w: scenario %q: %w", ErrSetup, sr.name, err)
+		}
+	}
+
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	start := time.Now()
+	log.Info("test started", "scenarios", len(p.scenarios))
+
+	var watchers sync.WaitGroup
+	stopWatchers := make(chan struct{})
+	var aborted string
+	watchers.Go(func() { p.sampleVUs(stopWatchers) })
+	watchers.Go(func() {
+		if reason := p.watchThresholds(start, stopWatchers); reason != "" {
+			aborted = reason
+			log.Warn("test aborted by threshold", "threshold", reason)
+			cancelRun()
+		}
+	})
+
+	var scenarios sync.WaitGroup
+	for _, sr := range p.scenarios {
+		scenarios.Go(func() {
+			if sleep(runCtx, sr.cfg.StartTime.D()) {
+				sr.run(runCtx)
+			}
+		})
+	}
+	scenarios.Wait()
+	elapsed := time.Since(start)
+	close(stopWatchers)
+	watchers.Wait()
+	log.Info("test finished", "dur_ms", elapsed.Milliseconds())
+
+	p.teardown(ctx, p.scenarios)
+	for _, sr := range p.scenarios {
+		if n := sr.failed.Load(); n > 0 {
+			p.shared.note(fmt.Sprintf("%s: %d iterations failed; the first: %v", sr.name, n, sr.firstErr))
+		}
+	}
+	sum := p.summary(elapsed, aborted)
+	if ctx.Err() != nil {
+		return sum, fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx))
+	}
+	return sum, nil
+}
+
+// teardown runs Teardown of the given scenarios; failures become notes.
+func (p *plan) teardown(ctx context.Context, runs []*scenarioRun) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+	defer cancel()
+	for _, sr := range runs {
+		if err := sr.exec.Teardown(ctx); err != nil {
+			p.opts.Logger.Warn("teardown failed", "scenario", sr.name, "err", err)
+			p.shared.note(fmt.Sprintf("%s: teardown failed: %v", sr.name, err))
+		}
+	}
+}
+
+// sampleVUs records the active VU count every second, as k6 does.
+func (p *plan) sampleVUs(stop <-chan struct{}) {
+	vus := p.metrics.Gauge("vus", Default, nil)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			vus.Set(float64(p.vus.active.Load()))
+		case <-stop:
+			return
+		}
+	}
+}
+
+// watchThresholds evaluates abortOnFail thresholds periodically and returns
+// the first that fails, or "" when stopped.
+func (p *plan) watchThresholds(start time.Time, stop <-chan struct{}) string {
+	var watched []compiledThreshold
+	for _, th := range p.thresholds {
+		if th.AbortOnFail {
+			watched = append(watched, th)
+		}
+	}
+	if len(watched) == 0 {
+		return ""
+	}
+	t := time.NewTicker(p.opts.thresholdEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-stop:
+			return ""
+		}
+		elapsed := time.Since(start)
+		for _, th := range watched {
+			if elapsed < th.DelayAbortEval.D() {
+				continue
+			}
+			if r := th.evaluate(elapsed); !r.OK && !r.NoSamples {
+				return th.selector + " " + th.Expr
+			}
+		}
+	}
+}
+
+func (r *runShared) note(line string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notes = append(r.notes, line)
+}

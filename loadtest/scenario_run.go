@@ -1,0 +1,177 @@
+package loadtest
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// scenarioRun drives one scenario: it owns the scenario's VU goroutines and
+// accounts for their iterations.
+type scenarioRun struct {
+	name    string
+	cfg     Scenario
+	exec    Exec
+	firstID int // VU id of IDInScenario 1
+	log     *slog.Logger
+	vus     *vuCounts
+
+	iterations *Counter
+	iterDur    *Trend
+	dropped    *Counter
+	errors     *Counter
+
+	failed   atomic.Int64
+	errMu    sync.Mutex
+	firstErr error
+}
+
+// vuCounts tracks, for the whole run, the VUs alive now and ever allocated.
+type vuCounts struct {
+	active    atomic.Int64
+	allocated atomic.Int64
+	vusMax    *Gauge
+}
+
+func (c *vuCounts) allocate(n int) {
+	c.vusMax.Set(float64(c.allocated.Add(int64(n))))
+}
+
+func newScenarioRun(name string, cfg Scenario, exec Exec, firstID int, m *Metrics, vus *vuCounts, log *slog.Logger) *scenarioRun {
+	tags := Tags{"scenario": name}
+	return &scenarioRun{
+		name: name, cfg: cfg, exec: exec, firstID: firstID, vus: vus,
+		log:        log.With("scenario", name),
+		iterations: m.Counter("iterations", Default, tags),
+		iterDur:    m.Trend("iteration_duration", Time, tags),
+		dropped:    m.Counter("dropped_iterations", Default, tags),
+		errors:     m.Counter("iteration_errors", Default, tags),
+	}
+}
+
+func (s *scenarioRun) newVU(idx int, drain context.Context) *VU {
+	id := s.firstID + idx
+	return &VU{
+		ID:           id,
+		IDInScenario: idx + 1,
+		Rand:         rand.New(rand.NewPCG(s.cfg.Seed, uint64(id))),
+		drain:        drain,
+	}
+}
+
+// iterate runs one iteration of vu. As in k6, an iteration cut short by ctx
+// (gracefulStop over, test aborted) is not counted in iterations.
+func (s *scenarioRun) iterate(ctx context.Context, vu *VU) {
+	start := time.Now()
+	err := s.exec.Iterate(ctx, vu)
+	vu.Iteration++
+	if ctx.Err() != nil {
+		return
+	}
+	s.iterations.Add(1)
+	s.iterDur.AddDuration(time.Since(start))
+	if err != nil {
+		s.errors.Add(1)
+		if s.failed.Add(1) == 1 {
+			s.errMu.Lock()
+			s.firstErr = err
+			s.errMu.Unlock()
+			s.log.Warn("iteration failed; later failures are only counted", "vu", vu.ID, "err", err)
+		}
+	}
+}
+
+// run executes the scenario's schedule, then lets running iterations finish
+// within gracefulStop before interrupting them. It returns when every VU
+// goroutine has ended.
+func (s *scenarioRun) run(ctx context.Context) {
+	hard, hardStop := context.WithCancel(ctx)
+	defer hardStop()
+	drain, startDrain := context.WithCancel(hard)
+	defer startDrain()
+	var wg sync.WaitGroup
+	switch s.cfg.Executor {
+	case ConstantVUs:
+		s.constantVUs(hard, drain, &wg)
+	case PerVUIterations:
+		s.perVUIterations(hard, drain, &wg)
+	case RampingVUs:
+		s.rampingVUs(hard, drain, &wg)
+	case ConstantArrivalRate:
+		s.constantArrivalRate(hard, drain, &wg)
+	}
+	startDrain()
+
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(s.cfg.GracefulStop.D())
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		hardStop()
+		<-done
+	}
+}
+
+// sleep waits for d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// loopVU runs iterations of vu while more allows and the VU is not draining.
+func (s *scenarioRun) loopVU(hard context.Context, vu *VU, more func() bool) {
+	s.vus.active.Add(1)
+	defer s.vus.active.Add(-1)
+	for vu.drain.Err() == nil && more() {
+		s.iterate(hard, vu)
+	}
+}
+
+func (s *scenarioRun) constantVUs(hard, drain context.Context, wg *sync.WaitGroup) {
+	s.vus.allocate(s.cfg.VUs)
+	for i := range s.cfg.VUs {
+		vu := s.newVU(i, drain)
+		wg.Go(func() { s.loopVU(hard, vu, func() bool { return true }) })
+	}
+	sleep(hard, s.cfg.Duration.D())
+}
+
+func (s *scenarioRun) perVUIterations(hard, drain context.Context, wg *sync.WaitGroup) {
+	s.vus.allocate(s.cfg.VUs)
+	for i := range s.cfg.VUs {
+		vu := s.newVU(i, drain)
+		wg.Go(func() {
+			s.loopVU(hard, vu, func() bool { return vu.Iteration < int64(s.cfg.Iterations) })
+		})
+	}
+	// Ends once every VU is done, which run guarantees by waiting for wg.
+	allDone := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(allDone)
+	}()
+	maxDur := time.NewTimer(s.cfg.MaxDuration.D())
+	defer maxDur.Stop()
+	select {
+	case <-allDone:
+	case <-maxDur.C:
+	case <-hard.Done():
+	}
+}

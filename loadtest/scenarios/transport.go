@@ -1,0 +1,53 @@
+package scenarios
+
+import (
+	"net"
+	"net/http"
+	"time"
+)
+
+// newClient returns an HTTP client whose connections come from local (nil:
+// the system's choice) and that keeps up to idle connections per host for
+// reuse, so VUs do not reconnect per request. Timeout bounds a request;
+// coder/websocket applies it to the handshake only.
+func newClient(local net.IP, idle int, timeout time.Duration) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext:         d.DialContext,
+			MaxIdleConnsPerHost: idle,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true, // the protocol has none; measure what it sends
+		},
+	}
+}
+
+// sourceIP is the i-th client address of a spread over n loopback addresses
+// from 127.0.0.2, or nil when n is 0.
+func sourceIP(i, n int) net.IP {
+	if n == 0 {
+		return nil
+	}
+	return net.IPv4(127, 0, 0, byte(2+i%n))
+}
+
+// clients returns one client per source address (just one without a spread).
+func clients(p Params, idle int) []*http.Client {
+	n := max(p.SourceIPs, 1)
+	out := make([]*http.Client, n)
+	for i := range out {
+		out[i] = newClient(sourceIP(i, p.SourceIPs), idle, p.Timeout.D())
+	}
+	return out
+}
+
+// closeIdle releases the clients' idle connections.
+func closeIdle(cs ...*http.Client) {
+	for _, c := range cs {
+		c.CloseIdleConnections()
+	}
+}
