@@ -11,6 +11,7 @@ import (
 	"github.com/pulsesync/pulsesync/httpapi"
 	"github.com/pulsesync/pulsesync/httpapi/auth"
 	"github.com/pulsesync/pulsesync/internal/demo"
+	"github.com/pulsesync/pulsesync/internal/natsembed"
 	"github.com/pulsesync/pulsesync/internal/pgcluster"
 )
 
@@ -18,8 +19,9 @@ import (
 const devTokenTTL = 24 * time.Hour
 
 // devCommand runs a node for development: without DATABASE_URL on a throwaway PostgreSQL
-// started from the machine's own binaries (removed on exit), with the demo schema registered,
-// the KMP test suite's JWT secret, /dummy-signin, and ready-to-paste tokens and curl lines.
+// started from the machine's own binaries (removed on exit), without NATS_URL with an
+// in-process NATS server, with the demo schema registered, the KMP test suite's JWT secret,
+// /dummy-signin, and ready-to-paste tokens and curl lines.
 func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
 	fs := newFlagSet("dev", "Run a development node: throwaway PostgreSQL (unless DATABASE_URL is set),\ndemo schema business.users/business.posts, dev JWT secret, printed tokens.", stderr)
@@ -55,6 +57,15 @@ func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}()
 		s.databaseURL = cluster.URL("postgres")
+	}
+	if s.natsURL == "" {
+		nats, err := natsembed.Start(natsembed.Config{Logger: log})
+		if err != nil {
+			return fmt.Errorf("start in-process NATS: %w", err)
+		}
+		defer nats.Stop()
+		s.natsURL = nats.URL()
+		log.Info("in-process NATS serving", "url", s.natsURL)
 	}
 	extras.onListen = func(addr net.Addr) {
 		if err := printBanner(stdout, addr, s.jwtSecret); err != nil {
@@ -98,9 +109,13 @@ curl -s -X POST %[1]s/sync/upload -H "Authorization: Bearer $PHONE_TOKEN" -H 'Co
 # the laptop downloads it
 curl -s "%[1]s/sync/download?after=0&limit=100&schema=business" -H "Authorization: Bearer $LAPTOP_TOKEN"
 
+# the laptop listens for pushes (Server-Sent Events; a WebSocket is at %[6]s/sync/ws?after=0)
+curl -sN "%[1]s/sync/events?after=0" -H "Authorization: Bearer $LAPTOP_TOKEN"
+websocat -H "Authorization: Bearer $LAPTOP_TOKEN" "%[6]s/sync/ws?after=0"
+
 # a token for any user and device
 curl -s -X POST %[1]s/dummy-signin -d '{"user":"bob","password":"x","device":"tablet"}'
 
-`, base, phone, laptop, devTokenTTL, pk)
+`, base, phone, laptop, devTokenTTL, pk, "ws"+strings.TrimPrefix(base, "http"))
 	return err
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pulsesync/pulsesync/httpapi"
 	"github.com/pulsesync/pulsesync/httpapi/auth"
+	"github.com/pulsesync/pulsesync/internal/node"
 	"github.com/pulsesync/pulsesync/pg"
 )
 
@@ -49,21 +50,18 @@ func runNode(ctx context.Context, s settings, extras nodeExtras, log *slog.Logge
 			return fmt.Errorf("create demo schema: %w", err)
 		}
 	}
-	reg, err := pg.Discover(ctx, pool, names)
+	n, err := node.New(ctx, node.Config{
+		Pool:         pool,
+		Tables:       names,
+		Store:        pg.StoreConfig{MaxPayloadBytes: s.maxPayload, MaxChanges: s.maxChanges},
+		Auth:         auth.Config{Secret: []byte(s.jwtSecret), JWKSURL: s.jwksURL, AllowNoExp: s.allowNoExp},
+		MaxBodyBytes: s.maxBody, DevSignIn: extras.devSignIn,
+		NATSURL: s.natsURL, NodeID: s.nodeID, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
-	store := pg.NewStore(pool, reg, pg.StoreConfig{MaxPayloadBytes: s.maxPayload, MaxChanges: s.maxChanges, Logger: log})
-	verifier, err := auth.NewVerifier(ctx, auth.Config{Secret: []byte(s.jwtSecret), JWKSURL: s.jwksURL, AllowNoExp: s.allowNoExp, Logger: log})
-	if err != nil {
-		return fmt.Errorf("token verification: %w", err)
-	}
-	defer verifier.Close()
-	api, err := httpapi.New(httpapi.Config{Store: store, Verifier: verifier, MaxBodyBytes: s.maxBody,
-		DevSignIn: extras.devSignIn, Logger: log})
-	if err != nil {
-		return err
-	}
+	defer n.Close()
 	if s.debugAddr != "" {
 		stopDebug, err := serveDebug(s.debugAddr, log)
 		if err != nil {
@@ -75,8 +73,13 @@ func runNode(ctx context.Context, s settings, extras nodeExtras, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	log.Info("pulsesync serving", "addr", ln.Addr().String(), "node", s.nodeID, "tables", len(reg.Tables()))
+	srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv.RegisterOnShutdown(n.Shutdown)
+	fanout := "postgres LISTEN/NOTIFY"
+	if s.natsURL != "" {
+		fanout = "NATS"
+	}
+	log.Info("pulsesync serving", "addr", ln.Addr().String(), "node", s.nodeID, "tables", len(names), "fanout", fanout)
 	if extras.onListen != nil {
 		extras.onListen(ln.Addr())
 	}

@@ -23,8 +23,10 @@ import (
 	"github.com/pulsesync/pulsesync/httpapi"
 	"github.com/pulsesync/pulsesync/httpapi/auth"
 	"github.com/pulsesync/pulsesync/internal/demo"
+	"github.com/pulsesync/pulsesync/internal/node"
 	"github.com/pulsesync/pulsesync/internal/pgtest"
 	"github.com/pulsesync/pulsesync/pg"
+	"github.com/pulsesync/pulsesync/push"
 )
 
 // setupTimeout bounds everything New does against the database.
@@ -51,7 +53,7 @@ func Template(ctx context.Context, url string) error {
 }
 
 // Options configures New. The zero value is a server as `pulsesync serve` would run it on the
-// demo tables, without the development sign-in.
+// demo tables (fan-out over Postgres LISTEN/NOTIFY), without the development sign-in.
 type Options struct {
 	// StoreConfig configures the store; its Logger defaults to the server's logger.
 	StoreConfig pg.StoreConfig
@@ -59,22 +61,33 @@ type Options struct {
 	MaxBodyBytes int64
 	// DevSignIn mounts POST /dummy-signin, issuing tokens signed with Server.Secret.
 	DevSignIn bool
+	// DatabaseURL makes the server share an existing database (another Server's, for
+	// multi-node tests); "" gives it a fresh one.
+	DatabaseURL string
+	// NATSURL fans out over NATS instead of LISTEN/NOTIFY.
+	NATSURL string
+	// ReconcileEvery is the fan-out's reconciliation period; 0 = the default 5 s.
+	ReconcileEvery time.Duration
+	// Push tunes the push sessions (heartbeat, caps, timeouts).
+	Push push.Config
 	// Logger receives the server's logs; nil means warnings and errors in the test's output.
 	Logger *slog.Logger
 }
 
 // Server is a running pulsesync server. Everything it holds is closed when the test ends: the
-// HTTP server first, then the pool, then the database is dropped.
+// HTTP server first, then the node, then the pool, then the database is dropped.
 type Server struct {
 	// URL is the server's base URL, http://127.0.0.1:<port>.
 	URL string
-	// DatabaseURL is the URL of the server's own database.
+	// DatabaseURL is the URL of the server's database.
 	DatabaseURL string
 	// Pool is the store's connection pool; closing it makes the database unreachable for the
 	// server.
 	Pool *pgxpool.Pool
 	// Store is the server's store, for checks that bypass HTTP.
 	Store *pg.Store
+	// Node is the whole node, for fault injection (its cluster fan-out, its push service).
+	Node *node.Node
 	// Secret is the HS256 secret the server accepts (demo.Secret).
 	Secret []byte
 	// Client talks to the server; its idle connections close with it.
@@ -82,10 +95,11 @@ type Server struct {
 	// Registry holds the server's metrics, as GET /metrics serves them.
 	Registry *prometheus.Registry
 
-	t testing.TB
+	http *httptest.Server
+	t    testing.TB
 }
 
-// New starts a server on a fresh database; it fails the test if anything cannot be set up.
+// New starts a server; it fails the test if anything cannot be set up.
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
@@ -94,9 +108,11 @@ func New(t testing.TB, opts Options) *Server {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-
-	dbURL := pgtest.NewDB(t)
-	pool, err := pg.Connect(ctx, pg.PoolConfig{URL: dbURL})
+	dbURL := opts.DatabaseURL
+	if dbURL == "" {
+		dbURL = pgtest.NewDB(t)
+	}
+	pool, err := pg.Connect(ctx, pg.PoolConfig{URL: dbURL, MaxConns: 16})
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
@@ -109,43 +125,32 @@ func New(t testing.TB, opts Options) *Server {
 		}
 		names = append(names, n)
 	}
-	reg, err := pg.Discover(ctx, pool, names)
-	if err != nil {
-		t.Fatalf("servertest: discover demo tables: %v", err)
-	}
-	storeCfg := opts.StoreConfig
-	if storeCfg.Logger == nil {
-		storeCfg.Logger = logger
-	}
-	store := pg.NewStore(pool, reg, storeCfg)
-
 	secret := []byte(demo.Secret)
-	verifier, err := auth.NewVerifier(ctx, auth.Config{Secret: secret})
-	if err != nil {
-		t.Fatalf("servertest: %v", err)
-	}
-	t.Cleanup(verifier.Close)
-
-	cfg := httpapi.Config{
-		Store:        store,
-		Verifier:     verifier,
-		MaxBodyBytes: opts.MaxBodyBytes,
-		Logger:       logger,
-		Registry:     prometheus.NewRegistry(),
-	}
+	cfg := node.Config{Pool: pool, Tables: names, Store: opts.StoreConfig, Auth: auth.Config{Secret: secret},
+		MaxBodyBytes: opts.MaxBodyBytes, NATSURL: opts.NATSURL, NodeID: t.Name(), ReconcileEvery: opts.ReconcileEvery,
+		Push: opts.Push, Logger: logger, Registry: prometheus.NewRegistry()}
 	if opts.DevSignIn {
 		cfg.DevSignIn = &httpapi.DevSignIn{Secret: secret}
 	}
-	api, err := httpapi.New(cfg)
+	n, err := node.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
-	ts := httptest.NewServer(api.Handler())
-	t.Cleanup(ts.Close)
-	return &Server{
-		URL: ts.URL, DatabaseURL: dbURL, Pool: pool, Store: store, Secret: secret,
-		Client: ts.Client(), Registry: cfg.Registry, t: t,
-	}
+	t.Cleanup(n.Close)
+	ts := httptest.NewUnstartedServer(n.Handler())
+	ts.Config.RegisterOnShutdown(n.Shutdown)
+	ts.Start()
+	s := &Server{URL: ts.URL, DatabaseURL: dbURL, Pool: pool, Store: n.Store, Node: n, Secret: secret,
+		Client: ts.Client(), Registry: cfg.Registry, http: ts, t: t}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Stop shuts the server down as SIGTERM would: push sessions are told to reconnect (1012), the
+// listener closes, in-flight requests finish. It is safe to call more than once.
+func (s *Server) Stop() {
+	s.Node.Shutdown()
+	s.http.Close()
 }
 
 // Token returns a valid token for user's device, for an hour; it fails the test if minting

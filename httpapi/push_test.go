@@ -1,0 +1,355 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pulsesync/pulsesync/httpapi/auth"
+	"github.com/pulsesync/pulsesync/internal/pushtest"
+	"github.com/pulsesync/pulsesync/internal/servertest"
+	"github.com/pulsesync/pulsesync/push"
+)
+
+// insertBody is an upload of n new business.users rows with source_change_ids from first on.
+func insertBody(first int64, n int) string {
+	body := `{"last_server_seq_seen":0,"changes":[`
+	for i := range int64(n) {
+		if i > 0 {
+			body += ","
+		}
+		pk := fmt.Sprintf("6f0d3c4e-8f0b-4c1e-9a57-%012d", first+i)
+		body += fmt.Sprintf(`{"source_change_id":%d,"schema":"business","table":"users","op":"INSERT","pk":"%s","server_version":0,"payload":{"id":"%s","name":"u"}}`, first+i, pk, pk)
+	}
+	return body + `]}`
+}
+
+func TestWS_ReadyThenChangesOnAnotherDevicesUpload(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	phone := newDevice(srv, "alice", "phone")
+	ws := pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", "laptop"))
+	if f := ws.Read(); f.Type != "ready" || f.Seq != 0 || f.HeartbeatS != 25 {
+		t.Fatalf("first frame %+v, want ready seq 0 heartbeat_s 25", f)
+	}
+	res := phone.upload(t, insertBody(1, 3))
+	if f := ws.ReadUntil(*res.HighestServerSeq); f.Seq != 3 {
+		t.Fatalf("changes frame %+v, want seq 3", f)
+	}
+}
+
+func TestWS_CatchUpOnConnectWithAStaleCursor(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	newDevice(srv, "alice", "phone").upload(t, insertBody(1, 5))
+	ws := pushtest.Dial(t, srv.URL, "after=2", srv.Token("alice", "laptop"))
+	if f := ws.Read(); f.Type != "ready" || f.Seq != 5 {
+		t.Fatalf("first frame %+v, want ready seq 5", f)
+	}
+	if f := ws.Read(); f.Type != "changes" || f.Seq != 5 {
+		t.Fatalf("second frame %+v, want changes seq 5 at once", f)
+	}
+}
+
+func TestWS_UpToDateCursorGetsOnlyReady(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	newDevice(srv, "alice", "phone").upload(t, insertBody(1, 2))
+	ws := pushtest.Dial(t, srv.URL, "after=2", srv.Token("alice", "laptop"))
+	if f := ws.Read(); f.Type != "ready" || f.Seq != 2 {
+		t.Fatalf("first frame %+v, want ready seq 2", f)
+	}
+	ws.ExpectSilence(300 * time.Millisecond)
+}
+
+// TestWS_OwnUploadDoesNotWakeTheUploader: the uploading device's connection stays quiet, while
+// the user's other device is told.
+func TestWS_OwnUploadDoesNotWakeTheUploader(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	phone := newDevice(srv, "alice", "phone")
+	own := pushtest.Dial(t, srv.URL, "after=0", phone.token)
+	other := pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", "laptop"))
+	own.Read()
+	other.Read()
+	phone.upload(t, insertBody(1, 1))
+	phone.upload(t, insertBody(2, 4))
+	other.ReadUntil(5)
+	own.ExpectSilence(300 * time.Millisecond)
+}
+
+// TestWS_UsersAreIsolated: another user's connection hears nothing of alice's uploads.
+func TestWS_UsersAreIsolated(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	bob := pushtest.Dial(t, srv.URL, "after=0", srv.Token("bob", "laptop"))
+	alice := pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", "laptop"))
+	bob.Read()
+	alice.Read()
+	newDevice(srv, "alice", "phone").upload(t, insertBody(1, 2))
+	alice.ReadUntil(2)
+	bob.ExpectSilence(300 * time.Millisecond)
+}
+
+func TestWS_SchemaFilter(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	business := pushtest.Dial(t, srv.URL, "after=0&schema=business", srv.Token("alice", "laptop"))
+	other := pushtest.Dial(t, srv.URL, "after=0&schema=audit", srv.Token("alice", "tablet"))
+	business.Read()
+	other.Read()
+	newDevice(srv, "alice", "phone").upload(t, insertBody(1, 1))
+	business.ReadUntil(1)
+	other.ExpectSilence(300 * time.Millisecond)
+}
+
+// TestWS_FirstMessageAuth is the browser's way in: no header, the token in the first message.
+func TestWS_FirstMessageAuth(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	ws := pushtest.Dial(t, srv.URL, "after=0", "")
+	ws.Send(map[string]string{"type": "auth", "token": srv.Token("alice", "browser")})
+	if f := ws.Read(); f.Type != "ready" {
+		t.Fatalf("first frame %+v, want ready", f)
+	}
+	newDevice(srv, "alice", "phone").upload(t, insertBody(1, 1))
+	ws.ReadUntil(1)
+}
+
+// TestWS_BadTokensGetNoData: a bad header token is refused before the upgrade; a bad or expired
+// first-message token closes the socket with 4003 or 4001 before any frame.
+func TestWS_BadTokensGetNoData(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	expired, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "did": "laptop",
+		"exp": time.Now().Add(-time.Minute).Unix()}).SignedString(srv.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongSecret, err := auth.Mint([]byte("not the secret"), "alice", "laptop", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, token := range map[string]string{"expired": expired, "wrong secret": wrongSecret, "garbage": "abc"} {
+		t.Run("header "+name, func(t *testing.T) {
+			_, resp, err := pushtest.DialErr(t, srv.URL, "after=0", token)
+			if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("dial: %v, %v; want 401 before the upgrade", err, resp)
+			}
+		})
+	}
+	cases := []struct {
+		name    string
+		message any
+		code    websocket.StatusCode
+	}{
+		{"expired", map[string]string{"type": "auth", "token": expired}, push.CloseTokenExpired},
+		{"wrong secret", map[string]string{"type": "auth", "token": wrongSecret}, push.CloseForbidden},
+		{"not an auth message", map[string]any{"type": "ack", "seq": 1}, push.CloseForbidden},
+	}
+	for _, tc := range cases {
+		t.Run("first message "+tc.name, func(t *testing.T) {
+			ws := pushtest.Dial(t, srv.URL, "after=0", "")
+			ws.Send(tc.message)
+			ws.ExpectClose(tc.code)
+		})
+	}
+}
+
+func TestWS_BadParametersAre400(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	for query, message := range map[string]string{"after=x": "after must be an integer", "after=-1": "after must be >= 0",
+		"schema=Bad": "invalid schema name"} {
+		r := call(t, srv, http.MethodGet, "/sync/ws?"+query, srv.Token("alice", "laptop"), "")
+		wantError(t, r, http.StatusBadRequest, "invalid_request", message)
+	}
+}
+
+// TestWS_ClosesWith4001AtTokenExpiry: the connection never outlives its token.
+func TestWS_ClosesWith4001AtTokenExpiry(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	token, err := auth.Mint(srv.Secret, "alice", "laptop", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := pushtest.Dial(t, srv.URL, "after=0", token)
+	if f := ws.Read(); f.Type != "ready" {
+		t.Fatalf("first frame %+v, want ready", f)
+	}
+	ws.ExpectClose(push.CloseTokenExpired)
+}
+
+// TestWS_ClosesWith1012OnShutdown: a graceful shutdown tells clients to reconnect elsewhere.
+func TestWS_ClosesWith1012OnShutdown(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	ws := pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", "laptop"))
+	ws.Read()
+	go srv.Stop()
+	ws.ExpectClose(websocket.StatusServiceRestart)
+}
+
+func TestWS_AckMovesTheCursor(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	phone := newDevice(srv, "alice", "phone")
+	ws := pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", "laptop"))
+	ws.Read()
+	phone.upload(t, insertBody(1, 1))
+	ws.ReadUntil(1)
+	ws.Send(map[string]any{"type": "ack", "seq": 1})
+	phone.upload(t, insertBody(2, 1))
+	if f := ws.ReadUntil(2); f.Seq != 2 {
+		t.Fatalf("frame %+v, want changes seq 2", f)
+	}
+}
+
+// TestWS_ConnectionCapPerUser: past the per-user cap a connection is refused with 429 and
+// Retry-After, while another user still gets in.
+func TestWS_ConnectionCapPerUser(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{Push: push.Config{MaxPerUser: 2}})
+	for i := range 2 {
+		pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", "dev-"+strconv.Itoa(i))).Read()
+	}
+	_, resp, err := pushtest.DialErr(t, srv.URL, "after=0", srv.Token("alice", "dev-3"))
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third connection: %v %v, want 429 with Retry-After", err, resp)
+	}
+	pushtest.Dial(t, srv.URL, "after=0", srv.Token("bob", "dev-1")).Read()
+}
+
+// TestWS_BurstCoalesces: a burst of commits reaches a reader as few frames, the last one at the
+// final seq (invariant I5: nothing queues per connection).
+func TestWS_BurstCoalesces(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	phone := newDevice(srv, "alice", "phone")
+	ws := pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", "laptop"))
+	ws.Read()
+	const uploads = 40
+	var wg sync.WaitGroup
+	for i := range uploads {
+		wg.Go(func() { phone.upload(t, insertBody(int64(i+1), 1)) })
+	}
+	wg.Wait()
+	frames := 0
+	for {
+		f := ws.Read()
+		frames++
+		if f.Seq == uploads {
+			break
+		}
+	}
+	if frames > uploads {
+		t.Errorf("%d frames for %d commits, want at most one each", frames, uploads)
+	}
+	t.Logf("%d commits reached the reader as %d frames", uploads, frames)
+}
+
+func TestSSE_StreamsAndResumesWithLastEventID(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	phone := newDevice(srv, "alice", "phone")
+	laptop := srv.Token("alice", "laptop")
+	stream := pushtest.OpenSSE(t, srv.Client, srv.URL, "after=0", laptop, nil)
+	if got := stream.Resp.Header.Get("X-Accel-Buffering"); got != "no" {
+		t.Errorf("X-Accel-Buffering %q, want no", got)
+	}
+	if f := stream.Read(); f.Type != "ready" || f.Seq != 0 {
+		t.Fatalf("first event %+v, want ready seq 0", f)
+	}
+	phone.upload(t, insertBody(1, 2))
+	f := stream.ReadUntil(2)
+	if pushtest.SeqID(f) != 2 {
+		t.Fatalf("changes event id %q, want 2", f.ID)
+	}
+	// The browser reconnects with the last id it saw; two more commits happened meanwhile.
+	phone.upload(t, insertBody(3, 2))
+	resumed := pushtest.OpenSSE(t, srv.Client, srv.URL, "after=0", laptop, http.Header{"Last-Event-Id": {"2"}})
+	if f := resumed.Read(); f.Type != "ready" || f.Seq != 4 {
+		t.Fatalf("resumed first event %+v, want ready seq 4", f)
+	}
+	if f := resumed.Read(); f.Type != "changes" || f.Seq != 4 || f.ID != "4" {
+		t.Fatalf("resumed second event %+v, want changes 4 with id 4", f)
+	}
+}
+
+// TestLongPoll_ReturnsEarlyOnAChange: a long-poll held empty answers as soon as another
+// device's change commits, with that change.
+func TestLongPoll_ReturnsEarlyOnAChange(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	laptop := newDevice(srv, "alice", "laptop")
+	phone := newDevice(srv, "alice", "phone")
+	answered := make(chan downloadResponse, 1)
+	start := time.Now()
+	go func() { answered <- laptop.download(t, "after=0&limit=100&wait=30") }()
+	// The poll must be waiting before the upload for the test to mean anything: wait until the
+	// server counts it.
+	waitFor(t, func() bool { return srv.Node.Push != nil && longPolls(t, srv) == 1 })
+	phone.upload(t, insertBody(1, 1))
+	select {
+	case page := <-answered:
+		if len(page.Changes) != 1 || page.NextAfter != 1 || page.WindowUntil != 1 {
+			t.Fatalf("answer %+v, want the one change", page)
+		}
+		if waited := time.Since(start); waited > 20*time.Second {
+			t.Fatalf("answered after %v, want long before wait=30 elapsed", waited)
+		}
+	case <-time.After(pushtest.Wait):
+		t.Fatal("the long-poll did not return after the change")
+	}
+}
+
+// TestLongPoll_TimesOutWithThePlainAnswer: nothing arrives within wait; the answer is then
+// byte for byte the plain download's.
+func TestLongPoll_TimesOutWithThePlainAnswer(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	laptop := newDevice(srv, "alice", "laptop")
+	newDevice(srv, "alice", "phone").upload(t, insertBody(1, 2))
+	start := time.Now()
+	held := call(t, srv, http.MethodGet, "/sync/download?after=2&limit=100&wait=1", laptop.token, "")
+	if waited := time.Since(start); waited < time.Second {
+		t.Fatalf("answered after %v, want it held for wait=1", waited)
+	}
+	plain := call(t, srv, http.MethodGet, "/sync/download?after=2&limit=100", laptop.token, "")
+	if held.status != http.StatusOK || string(held.body) != string(plain.body) {
+		t.Fatalf("held answer %d %s, want the plain answer %s", held.status, held.body, plain.body)
+	}
+}
+
+func TestLongPoll_BadWaitIs400(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	token := srv.Token("alice", "laptop")
+	for query, message := range map[string]string{"wait=x": "wait must be an integer", "wait=61": "wait must be between 0 and 60",
+		"wait=-1": "wait must be between 0 and 60"} {
+		wantError(t, call(t, srv, http.MethodGet, "/sync/download?"+query, token, ""), http.StatusBadRequest, "invalid_request", message)
+	}
+}
+
+// longPolls reads the push service's live long-poll count from the metrics.
+func longPolls(t *testing.T, srv *servertest.Server) int {
+	t.Helper()
+	families, err := srv.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "pulsesync_push_connections" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "transport" && l.GetValue() == "longpoll" {
+					return int(m.GetGauge().GetValue())
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// waitFor polls cond until it holds, failing the test after pushtest.Wait.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(pushtest.Wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

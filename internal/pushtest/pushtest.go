@@ -1,0 +1,234 @@
+// Package pushtest is a client of pulsesync's push channels for tests: WebSocket and
+// Server-Sent-Events connections that read the protocol's frames with deadlines.
+package pushtest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Wait is how long a read waits for a frame before the test fails: generous, because the machine
+// is shared; the tests assert what arrives, not how fast.
+const Wait = 10 * time.Second
+
+// Frame is one message of the push protocol.
+type Frame struct {
+	Type       string `json:"type"`
+	Seq        int64  `json:"seq"`
+	HeartbeatS int    `json:"heartbeat_s"`
+	ID         string `json:"-"` // SSE only: the event's id
+}
+
+// WS is a WebSocket connection to /sync/ws.
+type WS struct {
+	t    testing.TB
+	Conn *websocket.Conn
+}
+
+// Dial opens /sync/ws?<query> on baseURL (http://…), with the token in the Authorization header
+// unless token is "". It fails the test if the upgrade fails; DialErr returns that error instead.
+func Dial(t testing.TB, baseURL, query, token string) *WS {
+	t.Helper()
+	ws, _, err := DialErr(t, baseURL, query, token)
+	if err != nil {
+		t.Fatalf("dial /sync/ws?%s: %v", query, err)
+	}
+	return ws
+}
+
+// DialErr is Dial reporting the failed upgrade's response and error.
+func DialErr(t testing.TB, baseURL, query, token string) (*WS, *http.Response, error) {
+	t.Helper()
+	header := http.Header{}
+	if token != "" {
+		header.Set("Authorization", "Bearer "+token)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(baseURL, "http") + "/sync/ws?" + query
+	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header})
+	if err != nil {
+		return nil, resp, err
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	return &WS{t: t, Conn: conn}, resp, nil
+}
+
+// Send writes one text message.
+func (w *WS) Send(v any) {
+	w.t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	if err := w.Conn.Write(ctx, websocket.MessageText, data); err != nil {
+		w.t.Fatalf("send %s: %v", data, err)
+	}
+}
+
+// Read returns the next frame, failing the test if none comes within Wait.
+func (w *WS) Read() Frame {
+	w.t.Helper()
+	f, err := w.ReadWithin(Wait)
+	if err != nil {
+		w.t.Fatalf("read frame: %v", err)
+	}
+	return f
+}
+
+// ReadWithin returns the next frame or the error that ended the wait: a timeout, or the
+// connection's close (see CloseStatus).
+func (w *WS) ReadWithin(d time.Duration) (Frame, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	typ, data, err := w.Conn.Read(ctx)
+	if err != nil {
+		return Frame{}, err
+	}
+	var f Frame
+	if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
+		return Frame{}, fmt.Errorf("not a JSON text frame: %q", data)
+	}
+	return f, nil
+}
+
+// ReadUntil reads frames until one of type changes reports at least seq, and returns it.
+func (w *WS) ReadUntil(seq int64) Frame {
+	w.t.Helper()
+	deadline := time.Now().Add(Wait)
+	for {
+		f, err := w.ReadWithin(time.Until(deadline))
+		if err != nil {
+			w.t.Fatalf("waiting for changes up to seq %d: %v", seq, err)
+		}
+		if f.Type == "changes" && f.Seq >= seq {
+			return f
+		}
+	}
+}
+
+// ExpectSilence fails the test if a frame arrives within d. The connection is unusable after a
+// silent wait (the library closes it when a read's context ends), so this is a test's last read.
+func (w *WS) ExpectSilence(d time.Duration) {
+	w.t.Helper()
+	if f, err := w.ReadWithin(d); err == nil {
+		w.t.Fatalf("got frame %+v, want none within %v", f, d)
+	}
+}
+
+// ExpectClose reads until the server closes the connection and checks its close code.
+func (w *WS) ExpectClose(code websocket.StatusCode) {
+	w.t.Helper()
+	deadline := time.Now().Add(Wait)
+	for time.Now().Before(deadline) {
+		_, err := w.ReadWithin(time.Until(deadline))
+		if err == nil {
+			continue
+		}
+		if got := websocket.CloseStatus(err); got != code {
+			w.t.Fatalf("connection ended with %v (close status %d), want close code %d", err, got, code)
+		}
+		return
+	}
+	w.t.Fatalf("no close code %d within %v", code, Wait)
+}
+
+// SSE is a connection to /sync/events.
+type SSE struct {
+	t      testing.TB
+	Resp   *http.Response
+	events chan Frame
+	done   chan error
+}
+
+// OpenSSE opens /sync/events?<query> with the token and extra headers; it fails the test unless
+// the answer is a 200 event stream.
+func OpenSSE(t testing.TB, client *http.Client, baseURL, query, token string, header http.Header) *SSE {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/sync/events?"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("open /sync/events: %v", err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("open /sync/events: %d %s, want 200 text/event-stream", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	s := &SSE{t: t, Resp: resp, events: make(chan Frame, 64), done: make(chan error, 1)}
+	go s.read()
+	return s
+}
+
+// read parses the stream into frames until it ends.
+func (s *SSE) read() {
+	sc := bufio.NewScanner(s.Resp.Body)
+	var f Frame
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if f.Type != "" {
+				s.events <- f
+			}
+			f = Frame{}
+		case strings.HasPrefix(line, "id: "):
+			f.ID = strings.TrimPrefix(line, "id: ")
+		case strings.HasPrefix(line, "data: "):
+			_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &f)
+		}
+	}
+	s.done <- errors.Join(sc.Err(), errors.New("stream ended"))
+	close(s.events)
+}
+
+// Read returns the next event, failing the test if none comes within Wait.
+func (s *SSE) Read() Frame {
+	s.t.Helper()
+	select {
+	case f, ok := <-s.events:
+		if !ok {
+			s.t.Fatalf("event stream ended: %v", <-s.done)
+		}
+		return f
+	case <-time.After(Wait):
+		s.t.Fatalf("no event within %v", Wait)
+	}
+	return Frame{}
+}
+
+// ReadUntil reads events until a changes event reports at least seq, and returns it.
+func (s *SSE) ReadUntil(seq int64) Frame {
+	s.t.Helper()
+	for {
+		if f := s.Read(); f.Type == "changes" && f.Seq >= seq {
+			return f
+		}
+	}
+}
+
+// SeqID parses an event id.
+func SeqID(f Frame) int64 {
+	n, _ := strconv.ParseInt(f.ID, 10, 64)
+	return n
+}
