@@ -70,6 +70,8 @@ type Options struct {
 	ReconcileEvery time.Duration
 	// Push tunes the push sessions (heartbeat, caps, timeouts).
 	Push push.Config
+	// NodeID names the node, e.g. in its LISTEN connection's application_name; "" = the test's name.
+	NodeID string
 	// Logger receives the server's logs; nil means warnings and errors in the test's output.
 	Logger *slog.Logger
 }
@@ -126,8 +128,12 @@ func New(t testing.TB, opts Options) *Server {
 		names = append(names, n)
 	}
 	secret := []byte(demo.Secret)
+	nodeID := opts.NodeID
+	if nodeID == "" {
+		nodeID = t.Name()
+	}
 	cfg := node.Config{Pool: pool, Tables: names, Store: opts.StoreConfig, Auth: auth.Config{Secret: secret},
-		MaxBodyBytes: opts.MaxBodyBytes, NATSURL: opts.NATSURL, NodeID: t.Name(), ReconcileEvery: opts.ReconcileEvery,
+		MaxBodyBytes: opts.MaxBodyBytes, NATSURL: opts.NATSURL, NodeID: nodeID, ReconcileEvery: opts.ReconcileEvery,
 		Push: opts.Push, Logger: logger, Registry: prometheus.NewRegistry()}
 	if opts.DevSignIn {
 		cfg.DevSignIn = &httpapi.DevSignIn{Secret: secret}

@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pulsesync/pulsesync/internal/pushtest"
+	"github.com/pulsesync/pulsesync/internal/servertest"
+	"github.com/pulsesync/pulsesync/push"
+	"github.com/pulsesync/pulsesync/sequencer"
+)
+
+// TestMemory_FlatUnderAFloodWithSlowReaders is invariant I5 on a whole server: with 40 devices
+// of one user connected — 10 of which never read — 10,000 commits leave the server's heap where
+// it was, every reading device ends at the last seq, and a device that never reads costs at most
+// one writer blocked until the write timeout drops it.
+//
+// The commits are announced as the upload handler announces them (Cluster.Announce after each
+// commit). Real uploads of one user serialise on the user's lock at a few milliseconds each;
+// they add nothing to what this test measures, the push path, but half a minute to the suite.
+func TestMemory_FlatUnderAFloodWithSlowReaders(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{Push: push.Config{WriteTimeout: time.Second}})
+	const readers, stalled, commits = 30, 10, 10_000
+
+	var lastSeen [readers]atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range readers {
+		ws := pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", fmt.Sprintf("reader-%d", i)))
+		wg.Go(func() {
+			for {
+				f, err := ws.ReadWithin(time.Minute)
+				if err != nil || ctx.Err() != nil {
+					return
+				}
+				lastSeen[i].Store(f.Seq)
+			}
+		})
+	}
+	for i := range stalled {
+		pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", fmt.Sprintf("stalled-%d", i))) // never read
+	}
+	waitFor(t, func() bool { return srv.Node.Hub.Connections() == readers+stalled })
+	heapBefore, goroutinesBefore := settle()
+
+	// The flood: 10,000 commits of 8 other devices, as their uploads announce them.
+	var next atomic.Int64
+	var flood sync.WaitGroup
+	for d := range 8 {
+		flood.Go(func() {
+			for {
+				n := next.Add(1)
+				if n > commits {
+					return
+				}
+				srv.Node.Cluster.Announce(sequencer.Advance{User: "alice", Seq: n, From: n,
+					Source: fmt.Sprintf("writer-%d", d), Schemas: []string{"business"}})
+			}
+		})
+	}
+	flood.Wait()
+	waitFor(t, func() bool {
+		for i := range readers {
+			if lastSeen[i].Load() != commits {
+				return false
+			}
+		}
+		return true
+	})
+	heapAfter, goroutinesAfter := settle()
+	t.Logf("heap %d → %d bytes, goroutines %d → %d, for %d connections and %d commits",
+		heapBefore, heapAfter, goroutinesBefore, goroutinesAfter, readers+stalled, commits)
+	// Nothing may queue per connection: the flood may cost the heap a fixed amount (pools,
+	// statement caches), never something that grows with the commits.
+	if growth := int64(heapAfter) - int64(heapBefore); growth > 2<<20 {
+		t.Errorf("heap grew by %d bytes over the flood, want flat (under 2 MiB)", growth)
+	}
+	if goroutinesAfter > goroutinesBefore+stalled {
+		t.Errorf("goroutines %d → %d over the flood, want at most one blocked writer per stalled device", goroutinesBefore, goroutinesAfter)
+	}
+	cancel()
+}
+
+// settle collects garbage until the heap stops shrinking and reports it and the goroutines.
+func settle() (heapInUse uint64, goroutines int) {
+	var m runtime.MemStats
+	for range 3 {
+		runtime.GC()
+		time.Sleep(50 * time.Millisecond) // let finishing goroutines exit; not a synchronisation
+	}
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse, runtime.NumGoroutine()
+}
