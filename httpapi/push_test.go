@@ -353,3 +353,26 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestWS_DeadPeerIsDropped: a peer that stops answering pings (here: stops reading, so its
+// library sends no pongs) is dropped after a heartbeat and the pong timeout.
+func TestWS_DeadPeerIsDropped(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{Push: push.Config{Heartbeat: 200 * time.Millisecond, PongTimeout: 200 * time.Millisecond}})
+	alive := pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", "laptop"))
+	dead := pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", "phone"))
+	if f := dead.Read(); f.Type != "ready" || f.HeartbeatS != 0 {
+		t.Fatalf("first frame %+v, want ready with heartbeat_s 0 (200 ms rounds down)", f)
+	}
+	go func() { // the live peer keeps reading, which answers the server's pings
+		for {
+			if _, err := alive.ReadWithin(time.Minute); err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, func() bool { return srv.Node.Hub.Connections() == 1 })
+	time.Sleep(time.Second) // several heartbeats: the live peer must survive them; not a synchronisation
+	if n := srv.Node.Hub.Connections(); n != 1 {
+		t.Fatalf("%d connections after the dead one was dropped, want the live one to stay", n)
+	}
+}

@@ -238,12 +238,21 @@ func schemasOf(applied []*appliedChange) []string {
 // the current state of every row it touches or references as a parent (kind 1, by position in
 // the key arrays), which of its idempotency keys are recorded (kind 2), and whether the user has
 // failure records the upload may clear (kind 3).
+//
+// Each key is probed on its own (LATERAL … LIMIT 1 keeps the planner from flattening the
+// lookups): a generic plan otherwise prefers to scan a device's whole key history, which grows
+// without bound, and hash-join it with the batch.
 const uploadStateSQL = `SELECT 1, k.ord, r.server_version, r.deleted, r.server_id
-FROM unnest($2::text[], $3::text[], $4::uuid[]) WITH ORDINALITY AS k (schema_name, table_name, pk, ord)
-JOIN sync.rows r ON r.user_id = $1 AND r.schema_name = k.schema_name AND r.table_name = k.table_name AND r.pk = k.pk
+FROM unnest($2::text[], $3::text[], $4::uuid[]) WITH ORDINALITY AS k (schema_name, table_name, pk, ord),
+LATERAL (SELECT server_version, deleted, server_id FROM sync.rows
+         WHERE user_id = $1 AND schema_name = k.schema_name AND table_name = k.table_name AND pk = k.pk
+         LIMIT 1) r
 UNION ALL
-SELECT 2, c.source_change_id, 0, false, 0 FROM sync.changes c
-WHERE c.user_id = $1 AND c.source_id = $5 AND c.source_change_id = ANY ($6)
+SELECT 2, k.source_change_id, 0, false, 0
+FROM unnest($6::int8[]) AS k (source_change_id),
+LATERAL (SELECT 1 FROM sync.changes
+         WHERE user_id = $1 AND source_id = $5 AND source_change_id = k.source_change_id
+         LIMIT 1) c
 UNION ALL
 SELECT 3, 0, 0, false, 0 WHERE EXISTS (SELECT 1 FROM sync.materialize_failures WHERE user_id = $1)`
 

@@ -51,7 +51,7 @@ const maxClientMessage = 16 << 10
 // its token expires or the service shuts down. Upgrade failures are answered by the websocket
 // library with an HTTP error.
 func (s *Service) ServeWS(w http.ResponseWriter, r *http.Request, req WSRequest) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		// Origin checks guard cookie-authenticated sockets against cross-site use. These
 		// sockets authenticate with an explicit token only, so any page may open one.
 		InsecureSkipVerify: true,
@@ -65,9 +65,13 @@ func (s *Service) ServeWS(w http.ResponseWriter, r *http.Request, req WSRequest)
 	}
 	conn.SetReadLimit(maxClientMessage)
 	ws := &wsSession{svc: s, conn: conn, req: req}
-	// A fresh goroutine starts with a small stack, where the request's goroutine carries the
-	// whole router's frames; the hijacked connection no longer needs the latter.
-	go ws.run(context.WithoutCancel(r.Context()))
+	// The session's context is not the request's: that one keeps the request, its headers and
+	// the router's state alive for as long as the connection lasts.
+	if ws.start(context.Background()) {
+		// The request's goroutine, deep in the router's frames with a stack grown by the setup,
+		// ends here; the connection's reads continue on a fresh goroutine with a small stack.
+		go ws.serve()
+	}
 }
 
 // wsSession is one WebSocket. Its reads run on one goroutine; a writer goroutine exists only
@@ -84,41 +88,54 @@ type wsSession struct {
 	ready   atomic.Bool // the ready frame is out: notifications may follow
 
 	closeOnce sync.Once
-	pinger    *time.Timer // next heartbeat ping
-	expiry    *time.Timer // the token's exp; nil if it has none
+	timer     *time.Timer // the next heartbeat, or the token's expiry if that comes first
 }
 
-func (ws *wsSession) run(ctx context.Context) {
-	defer ws.conn.CloseNow()
+// start authenticates and subscribes the session and sends its ready frame. It reports whether
+// the session is live; if not, everything it took is released and the connection is closed.
+func (ws *wsSession) start(ctx context.Context) (live bool) {
+	defer func() {
+		if !live {
+			ws.conn.CloseNow()
+		}
+	}()
 	if !ws.authenticate(ctx) {
-		return
+		return false
 	}
-	defer ws.req.Ticket.Release()
 	if !ws.req.Ticket.onShutdown(func() { ws.close(CloseRestart, "server restarting") }) {
 		ws.refuse(CloseRestart, "server restarting")
-		return
+		ws.req.Ticket.Release()
+		return false
 	}
 	sub, seq, err := ws.svc.subscribe(ctx, SubscribeOptions{User: ws.peer.User, Source: ws.peer.Source,
 		Schema: ws.req.Schema, After: ws.req.After, Wake: ws.wake})
 	if err != nil {
 		ws.svc.cfg.Logger.Warn("push subscribe failed", "user", ws.peer.User, "err", err)
 		ws.refuse(websocket.StatusInternalError, "try again later")
-		return
+		ws.req.Ticket.Release()
+		return false
 	}
 	ws.sub = sub
-	defer sub.Close()
 	if !ws.write(ctx, readyFrame(seq, ws.svc.cfg.Heartbeat)) {
-		return
+		sub.Close()
+		ws.req.Ticket.Release()
+		return false
 	}
 	ws.ready.Store(true)
 	ws.wake() // whatever arrived before ready, e.g. the catch-up for a stale after
-	if !ws.peer.Expires.IsZero() {
-		ws.expiry = time.AfterFunc(time.Until(ws.peer.Expires), func() { ws.close(CloseTokenExpired, "token expired") })
-		defer ws.expiry.Stop()
-	}
-	ws.pinger = time.AfterFunc(ws.svc.cfg.Heartbeat, ws.heartbeat)
-	defer ws.pinger.Stop()
-	ws.readLoop(ctx)
+	ws.timer = time.AfterFunc(ws.untilNextTick(), ws.tick)
+	return true
+}
+
+// serve reads the client until the connection ends, then releases the session.
+func (ws *wsSession) serve() {
+	defer func() {
+		ws.timer.Stop()
+		ws.sub.Close()
+		ws.req.Ticket.Release()
+		ws.conn.CloseNow()
+	}()
+	ws.readLoop(context.Background())
 }
 
 // authenticate admits the peer: from the header (already verified and admitted), or from a
@@ -213,16 +230,31 @@ func (ws *wsSession) write(ctx context.Context, frame []byte) bool {
 	return true
 }
 
-// heartbeat pings the peer and drops it if no pong comes within PongTimeout. It runs on a
-// timer, not a goroutine of its own, so an idle connection holds no goroutine for it.
-func (ws *wsSession) heartbeat() {
+// untilNextTick is the time to the next heartbeat, or to the token's expiry if sooner: one
+// timer serves both, a few hundred bytes less per idle connection than two.
+func (ws *wsSession) untilNextTick() time.Duration {
+	d := ws.svc.cfg.Heartbeat
+	if !ws.peer.Expires.IsZero() {
+		d = min(d, time.Until(ws.peer.Expires))
+	}
+	return d
+}
+
+// tick closes the session with 4001 once the token has expired (the connection never outlives
+// its token), and otherwise pings the peer, dropping it if no pong comes within PongTimeout.
+// It runs on a timer, not a goroutine of its own, so an idle connection holds no goroutine for it.
+func (ws *wsSession) tick() {
+	if !ws.peer.Expires.IsZero() && !time.Now().Before(ws.peer.Expires) {
+		ws.close(CloseTokenExpired, "token expired")
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), ws.svc.cfg.PongTimeout)
 	defer cancel()
 	if err := ws.conn.Ping(ctx); err != nil {
 		ws.conn.CloseNow()
 		return
 	}
-	ws.pinger.Reset(ws.svc.cfg.Heartbeat)
+	ws.timer.Reset(ws.untilNextTick())
 }
 
 // close ends the session with a close code, once. Close waits for the peer's answering close
