@@ -13,29 +13,6 @@ import (
 	"github.com/pulsesync/pulsesync/sequencer"
 )
 
-func TestListen_AdvanceReachesOtherNode(t *testing.T) {
-	t.Parallel()
-	r := newRig(t, false)
-	a := r.node("a", cluster.Config{ReconcileEvery: quietReconcile})
-	b := r.node("b", cluster.Config{ReconcileEvery: quietReconcile})
-	a.waitHealthy(t, true)
-	b.waitHealthy(t, true)
-	laptop := b.connectDevice(t, "alice", "laptop")
-
-	r.upload(a, "alice", "phone", 1)
-	took := laptop.waitSeq(t, 1, deliverWithin)
-	t.Logf("advance crossed nodes over LISTEN/NOTIFY in %s", took)
-	if took > time.Second {
-		t.Errorf("advance took %s over LISTEN/NOTIFY, want well under a second", took)
-	}
-	if got := b.metric(t, "pulsesync_cluster_advances_received_total", "notify"); got != 1 {
-		t.Errorf("node b received %v advances by NOTIFY, want 1", got)
-	}
-	if got := a.metric(t, "pulsesync_cluster_advances_received_total", "notify"); got != 0 {
-		t.Errorf("node a received %v advances by NOTIFY, want 0: it must skip its own", got)
-	}
-}
-
 // listenerFault cuts one node off its LISTEN connection and keeps it from reconnecting until
 // heal: the database refuses new connections while the node's listener is terminated.
 // Connections already open (pools, the rig's) keep working.

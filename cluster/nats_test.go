@@ -8,29 +8,6 @@ import (
 	"github.com/pulsesync/pulsesync/cluster"
 )
 
-func TestNATS_AdvanceReachesOtherNode(t *testing.T) {
-	t.Parallel()
-	r := newRig(t, true)
-	a := r.node("a", cluster.Config{ReconcileEvery: quietReconcile})
-	b := r.node("b", cluster.Config{ReconcileEvery: quietReconcile})
-	a.waitHealthy(t, true)
-	b.waitHealthy(t, true)
-	laptop := b.connectDevice(t, "alice", "laptop")
-
-	r.upload(a, "alice", "phone", 1)
-	took := laptop.waitSeq(t, 1, deliverWithin)
-	t.Logf("advance crossed nodes over NATS in %s", took)
-	if took > time.Second {
-		t.Errorf("advance took %s over NATS, want well under a second", took)
-	}
-	if got := b.metric(t, "pulsesync_cluster_advances_received_total", "nats"); got != 1 {
-		t.Errorf("node b received %v advances over NATS, want 1", got)
-	}
-	if got := a.metric(t, "pulsesync_cluster_advances_received_total", "nats"); got != 0 {
-		t.Errorf("node a received %v advances over NATS, want 0: it must not hear its own", got)
-	}
-}
-
 func TestNATS_WatchConfirmsSubscriptionBeforeReturning(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, true)

@@ -23,21 +23,29 @@ func identityOf(ctx context.Context) auth.Identity {
 // nowhere, logs included.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, err := auth.BearerToken(r.Header.Get("Authorization"))
+		id, err := s.identify(r)
 		if err != nil {
 			unauthorized(w, err)
 			return
-		}
-		id, err := s.cfg.Verifier.Verify(r.Context(), token)
-		if err != nil {
-			unauthorized(w, err)
-			return
-		}
-		if info := infoOf(r.Context()); info != nil {
-			info.user = id.User
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 	})
+}
+
+// identify verifies the request's Bearer token and tells the request log whose it is.
+func (s *Server) identify(r *http.Request) (auth.Identity, error) {
+	token, err := auth.BearerToken(r.Header.Get("Authorization"))
+	if err != nil {
+		return auth.Identity{}, err
+	}
+	id, err := s.cfg.Verifier.Verify(r.Context(), token)
+	if err != nil {
+		return auth.Identity{}, err
+	}
+	if info := infoOf(r.Context()); info != nil {
+		info.user = id.User
+	}
+	return id, nil
 }
 
 // unauthorized answers 401. The auth package's errors are written to be shown: "authorization

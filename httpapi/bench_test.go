@@ -23,13 +23,7 @@ func BenchmarkDownload_FullPages(b *testing.B) {
 			n := u*perUpload + i
 			changes[i] = insertUser(n+1, fmt.Sprintf("00000000-0000-4000-8000-%012d", n), fmt.Sprintf("user %d", n))
 		}
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/sync/upload", strings.NewReader(batch(changes...)))
-		req.Header.Set("Authorization", "Bearer "+phone)
-		resp, err := srv.Client.Do(req)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("seed upload: %v %v", err, resp)
-		}
-		resp.Body.Close()
+		seed(b, srv, phone, batch(changes...))
 	}
 	laptop := srv.Token("alice", "laptop")
 	for i := 0; b.Loop(); i++ {
@@ -51,14 +45,7 @@ func BenchmarkDownload_FullPages(b *testing.B) {
 func BenchmarkEmptyPoll(b *testing.B) {
 	srv := servertest.New(b, servertest.Options{})
 	phone := srv.Token("alice", "phone")
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/sync/upload",
-		strings.NewReader(batch(insertUser(1, "00000000-0000-4000-8000-000000000001", "u"))))
-	req.Header.Set("Authorization", "Bearer "+phone)
-	if resp, err := srv.Client.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		b.Fatalf("seed upload: %v %v", err, resp)
-	} else {
-		resp.Body.Close()
-	}
+	seed(b, srv, phone, batch(insertUser(1, "00000000-0000-4000-8000-000000000001", "u")))
 	laptop := srv.Token("alice", "laptop")
 	poll := func(b *testing.B, query string) {
 		for b.Loop() {
@@ -74,4 +61,16 @@ func BenchmarkEmptyPoll(b *testing.B) {
 	}
 	b.Run("memory", func(b *testing.B) { poll(b, "after=1&limit=1000&schema=business") })
 	b.Run("database", func(b *testing.B) { poll(b, "after=1&limit=1000&schema=business&until=2") })
+}
+
+// seed uploads body with token before the measurement.
+func seed(b *testing.B, srv *servertest.Server, token, body string) {
+	b.Helper()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/sync/upload", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := srv.Client.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("seed upload: %v %v", err, resp)
+	}
+	resp.Body.Close()
 }

@@ -87,19 +87,11 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	markHeld(r)
 	req := push.WSRequest{After: after, Schema: schema, Authenticate: s.authenticateMessage}
-	if header := r.Header.Get("Authorization"); header != "" {
-		token, err := auth.BearerToken(header)
+	if r.Header.Get("Authorization") != "" {
+		id, err := s.identify(r)
 		if err != nil {
 			unauthorized(w, err)
 			return
-		}
-		id, err := s.cfg.Verifier.Verify(r.Context(), token)
-		if err != nil {
-			unauthorized(w, err)
-			return
-		}
-		if info := infoOf(r.Context()); info != nil {
-			info.user = id.User
 		}
 		ticket, err := s.cfg.Push.Admit(id.User, "ws")
 		if err != nil {

@@ -279,7 +279,7 @@ func TestLongPoll_ReturnsEarlyOnAChange(t *testing.T) {
 	go func() { answered <- laptop.download(t, "after=0&limit=100&wait=30") }()
 	// The poll must be waiting before the upload for the test to mean anything: wait until the
 	// server counts it.
-	waitFor(t, func() bool { return srv.Node.Push != nil && longPolls(t, srv) == 1 })
+	pushtest.WaitFor(t, func() bool { return srv.Node.Push != nil && longPolls(t, srv) == 1 })
 	phone.upload(t, insertBody(1, 1))
 	select {
 	case page := <-answered:
@@ -342,18 +342,6 @@ func longPolls(t *testing.T, srv *servertest.Server) int {
 	return 0
 }
 
-// waitFor polls cond until it holds, failing the test after pushtest.Wait.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(pushtest.Wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestWS_DeadPeerIsDropped: a peer that stops answering pings (here: stops reading, so its
 // library sends no pongs) is dropped after a heartbeat and the pong timeout.
 func TestWS_DeadPeerIsDropped(t *testing.T) {
@@ -370,7 +358,7 @@ func TestWS_DeadPeerIsDropped(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, func() bool { return srv.Node.Hub.Connections() == 1 })
+	pushtest.WaitFor(t, func() bool { return srv.Node.Hub.Connections() == 1 })
 	time.Sleep(time.Second) // several heartbeats: the live peer must survive them; not a synchronisation
 	if n := srv.Node.Hub.Connections(); n != 1 {
 		t.Fatalf("%d connections after the dead one was dropped, want the live one to stay", n)

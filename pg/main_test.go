@@ -29,14 +29,31 @@ func TestMain(m *testing.M) {
 // newStore returns a Store over a fresh database with the demo tables registered.
 func newStore(t testing.TB, cfg StoreConfig) (*Store, *pgxpool.Pool) {
 	t.Helper()
+	return newStoreWith(t, cfg, "")
+}
+
+// newStoreWithTables returns a Store over a fresh database in which ddl has run first, with the
+// demo tables and the extra tables ("schema.table") registered.
+func newStoreWithTables(t testing.TB, ddl string, extra ...string) (*Store, *pgxpool.Pool) {
+	t.Helper()
+	return newStoreWith(t, StoreConfig{}, ddl, extra...)
+}
+
+func newStoreWith(t testing.TB, cfg StoreConfig, ddl string, extra ...string) (*Store, *pgxpool.Pool) {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := Connect(ctx, PoolConfig{URL: pgtest.NewDB(t), MaxConns: 40})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(pool.Close)
+	if ddl != "" {
+		if _, err := pool.Exec(ctx, ddl); err != nil {
+			t.Fatalf("prepare tables: %v", err)
+		}
+	}
 	var names []TableName
-	for _, n := range demo.Tables() {
+	for _, n := range append(demo.Tables(), extra...) {
 		name, err := ParseTableName(n)
 		if err != nil {
 			t.Fatal(err)

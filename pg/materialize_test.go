@@ -10,40 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/pulsesync/pulsesync/internal/demo"
-	"github.com/pulsesync/pulsesync/internal/pgtest"
 )
-
-// newStoreWithTables returns a Store over a fresh database in which ddl has run first, with the
-// demo tables and the extra tables ("schema.table") registered.
-func newStoreWithTables(t testing.TB, ddl string, extra ...string) (*Store, *pgxpool.Pool) {
-	t.Helper()
-	ctx := context.Background()
-	pool, err := Connect(ctx, PoolConfig{URL: pgtest.NewDB(t), MaxConns: 8})
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(pool.Close)
-	if ddl != "" {
-		if _, err := pool.Exec(ctx, ddl); err != nil {
-			t.Fatalf("prepare tables: %v", err)
-		}
-	}
-	var names []TableName
-	for _, n := range append(demo.Tables(), extra...) {
-		name, err := ParseTableName(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, name)
-	}
-	reg, err := Discover(ctx, pool, names)
-	if err != nil {
-		t.Fatalf("discover: %v", err)
-	}
-	return NewStore(pool, reg, StoreConfig{}), pool
-}
 
 // rowChange builds a change of table ("schema.table") with a payload given as JSON text; ""
 // means no payload (deletes).

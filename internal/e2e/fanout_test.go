@@ -80,13 +80,13 @@ func TestFanout_NATSStoppedMidTest(t *testing.T) {
 	hearWithin(t, ws, upload(t, b, "alice", "phone", 1, 1), 2*time.Second)
 
 	nats.Stop()
-	waitFor(t, func() bool { return !a.Node.Cluster.Healthy() && !b.Node.Cluster.Healthy() })
+	pushtest.WaitFor(t, func() bool { return !a.Node.Cluster.Healthy() && !b.Node.Cluster.Healthy() })
 	hearWithin(t, ws, upload(t, b, "alice", "phone", 2, 1), 4*reconcileEvery)
 
 	if err := nats.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return a.Node.Cluster.Healthy() && b.Node.Cluster.Healthy() })
+	pushtest.WaitFor(t, func() bool { return a.Node.Cluster.Healthy() && b.Node.Cluster.Healthy() })
 	hearWithin(t, ws, upload(t, b, "alice", "phone", 3, 1), 4*reconcileEvery)
 }
 
@@ -104,7 +104,7 @@ func TestFanout_ListenConnectionKilled(t *testing.T) {
 		t.Fatalf("terminated %d LISTEN connections (%v), want node A's one", killed, err)
 	}
 	hearWithin(t, ws, upload(t, b, "alice", "phone", 2, 1), 4*reconcileEvery)
-	waitFor(t, func() bool { return a.Node.Cluster.Healthy() })
+	pushtest.WaitFor(t, func() bool { return a.Node.Cluster.Healthy() })
 	hearWithin(t, ws, upload(t, b, "alice", "phone", 3, 1), 4*reconcileEvery)
 }
 
@@ -122,17 +122,5 @@ func TestFanout_UploadingNodeDiesAfterCommit(t *testing.T) {
 			b.Node.Cluster.Close() // from here B commits but tells nobody
 			hearWithin(t, ws, upload(t, b, "alice", "phone", 1, 1), 4*reconcileEvery)
 		})
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after pushtest.Wait.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(pushtest.Wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -46,7 +46,7 @@ func TestMemory_FlatUnderAFloodWithSlowReaders(t *testing.T) {
 	for i := range stalled {
 		pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", fmt.Sprintf("stalled-%d", i))) // never read
 	}
-	waitFor(t, func() bool { return srv.Node.Hub.Connections() == readers+stalled })
+	pushtest.WaitFor(t, func() bool { return srv.Node.Hub.Connections() == readers+stalled })
 	heapBefore, goroutinesBefore := settle()
 
 	// The flood: 10,000 commits of 8 other devices, as their uploads announce them.
@@ -65,7 +65,7 @@ func TestMemory_FlatUnderAFloodWithSlowReaders(t *testing.T) {
 		})
 	}
 	flood.Wait()
-	waitFor(t, func() bool {
+	pushtest.WaitFor(t, func() bool {
 		for i := range readers {
 			if lastSeen[i].Load() != commits {
 				return false

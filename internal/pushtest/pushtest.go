@@ -232,3 +232,15 @@ func SeqID(f Frame) int64 {
 	n, _ := strconv.ParseInt(f.ID, 10, 64)
 	return n
 }
+
+// WaitFor polls cond until it holds, failing the test after Wait.
+func WaitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
