@@ -256,3 +256,28 @@ func TestUpload_DeletesChildrenFirst(t *testing.T) {
 		t.Errorf("%d business users and %d failures left, want none", users, failures)
 	}
 }
+
+// TestUpload_RolledBackUploadDoesNotConsumeKey: when the transaction of the first request with a
+// key fails as a whole, nothing of it stays, and the same key sent again is applied (§3.8).
+func TestUpload_RolledBackUploadDoesNotConsumeKey(t *testing.T) {
+	s, pool := newStore(t, StoreConfig{})
+	// A stand-in for any failure of the whole transaction (a lost connection, a full disk):
+	// the stream insert fails for payloads that say so.
+	_, err := pool.Exec(context.Background(), `
+CREATE FUNCTION sync.fail_on_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF NEW.payload LIKE '%boom%' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$;
+CREATE TRIGGER fail_on_boom BEFORE INSERT ON sync.changes FOR EACH ROW EXECUTE FUNCTION sync.fail_on_boom();`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Upload(context.Background(), "alice", "phone", []ChangeInput{userChange(1, rowPK, 0, "boom")}); err == nil {
+		t.Fatal("the failing upload reported success")
+	}
+	assertStream(t, s, "alice", 0)
+	if w, _ := s.Watermark(context.Background(), "alice"); w != 0 {
+		t.Fatalf("watermark %d after a rolled-back upload, want 0", w)
+	}
+	if out := upload(t, s, "alice", "phone", userChange(1, rowPK, 0, "Ann")).Outcomes[0]; out.Status != StatusApplied || out.NewVersion != 1 {
+		t.Fatalf("resend: %+v, want applied version 1", out)
+	}
+}
