@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	connections *prometheus.GaugeVec     // live sessions by transport
 	sent        *prometheus.CounterVec   // notifications written, by transport
+	coalesced   *prometheus.CounterVec   // wakes folded into a notification already pending, by transport
 	refused     *prometheus.CounterVec   // sessions refused by a cap, by cap
 	lag         *prometheus.HistogramVec // commit announced → notification written, by transport
 }
@@ -16,6 +17,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Live push sessions by transport (ws, sse, longpoll)."}, []string{"transport"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsesync_push_notifications_sent_total",
 			Help: "Change notifications written to devices, by transport."}, []string{"transport"}),
+		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsesync_push_notifications_coalesced_total",
+			Help: "Advances that found a notification of the same connection already pending and joined it, by transport."}, []string{"transport"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsesync_push_connections_refused_total",
 			Help: "Sessions refused because a connection cap was full, by cap (user, node)."}, []string{"cap"}),
 		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pulsesync_push_lag_seconds",
@@ -25,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.sent, m.refused, m.lag} {
+	for _, c := range []prometheus.Collector{m.connections, m.sent, m.coalesced, m.refused, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

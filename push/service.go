@@ -65,6 +65,8 @@ type Service struct {
 	cfg     Config
 	hub     *Hub
 	metrics *metrics
+	// The hot paths' counters, resolved once.
+	wsCoalesced, sseCoalesced prometheus.Counter
 
 	mu       sync.Mutex
 	perUser  map[string]int
@@ -83,7 +85,8 @@ func NewService(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, hub: cfg.Hub, metrics: m, perUser: map[string]int{}, sessions: map[*Ticket]func(){}}, nil
+	return &Service{cfg: cfg, hub: cfg.Hub, metrics: m, perUser: map[string]int{}, sessions: map[*Ticket]func(){},
+		wsCoalesced: m.coalesced.WithLabelValues("ws"), sseCoalesced: m.coalesced.WithLabelValues("sse")}, nil
 }
 
 // Heartbeat is the interval at which sessions show liveness.
@@ -91,11 +94,9 @@ func (s *Service) Heartbeat() time.Duration { return s.cfg.Heartbeat }
 
 // Errors of Admit.
 var (
-	ErrUserLimit     = errors.New("too many live connections for this user")
-	ErrNodeLimit     = errors.New("too many live connections on this node")
-	ErrShuttingDown  = errors.New("the server is shutting down")
-	errNoSubscriber  = errors.New("session not subscribed")
-	errSessionClosed = errors.New("session closed")
+	ErrUserLimit    = errors.New("too many live connections for this user")
+	ErrNodeLimit    = errors.New("too many live connections on this node")
+	ErrShuttingDown = errors.New("the server is shutting down")
 )
 
 // Ticket is an admitted session's place under the caps. Release it when the session ends.

@@ -31,7 +31,11 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request, req SSEReques
 	}
 	wake := make(chan struct{}, 1)
 	sub, seq, err := s.subscribe(ctx, SubscribeOptions{User: req.Peer.User, Source: req.Peer.Source, Schema: req.Schema,
-		After: req.After, Wake: func() { signal(wake) }})
+		After: req.After, Wake: func() {
+			if !signal(wake) {
+				s.sseCoalesced.Inc()
+			}
+		}})
 	if err != nil {
 		return err
 	}
@@ -89,10 +93,12 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request, req SSEReques
 }
 
 // signal does a non-blocking send on a one-slot channel: one pending signal stands for any
-// number of wakes.
-func signal(ch chan<- struct{}) {
+// number of wakes. It reports false when a signal was already pending.
+func signal(ch chan<- struct{}) bool {
 	select {
 	case ch <- struct{}{}:
+		return true
 	default:
+		return false
 	}
 }

@@ -196,8 +196,13 @@ func (ws *wsSession) readLoop(ctx context.Context) {
 // wake that finds one running leaves the news for it (that is the coalescing).
 func (ws *wsSession) wake() {
 	ws.dirty.Store(true)
-	if ws.ready.Load() && ws.writing.CompareAndSwap(false, true) {
+	if !ws.ready.Load() {
+		return
+	}
+	if ws.writing.CompareAndSwap(false, true) {
 		go ws.flush()
+	} else {
+		ws.svc.wsCoalesced.Inc()
 	}
 }
 
