@@ -364,3 +364,48 @@ func TestWS_DeadPeerIsDropped(t *testing.T) {
 		t.Fatalf("%d connections after the dead one was dropped, want the live one to stay", n)
 	}
 }
+
+// TestEmptyPoll_FromMemoryUntilAChangeCommits: once the node knows a user's watermark, an empty
+// poll is answered from memory with exactly the bytes the database would give; an upload on the
+// user's other device moves the watermark, and the next poll finds the change.
+func TestEmptyPoll_FromMemoryUntilAChangeCommits(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	phone := newDevice(srv, "alice", "phone")
+	laptop := newDevice(srv, "alice", "laptop")
+	phone.upload(t, insertBody(1, 2))
+	const query = "/sync/download?after=2&limit=100&schema=business"
+	fromDatabase := call(t, srv, http.MethodGet, query, laptop.token, "")
+	memoryBefore := answeredFrom(t, srv, "memory")
+	fromMemory := call(t, srv, http.MethodGet, query, laptop.token, "")
+	if answeredFrom(t, srv, "memory") != memoryBefore+1 {
+		t.Fatal("the second empty poll was not answered from memory")
+	}
+	if string(fromMemory.body) != string(fromDatabase.body) || fromMemory.status != http.StatusOK {
+		t.Fatalf("from memory %d %s, want the database's answer %s", fromMemory.status, fromMemory.body, fromDatabase.body)
+	}
+	seq := *phone.upload(t, insertBody(3, 1)).HighestServerSeq
+	pushtest.WaitFor(t, func() bool { // the advance reaches the cache right after the commit
+		page := laptop.download(t, "after=2&limit=100&schema=business")
+		return len(page.Changes) == 1 && page.Changes[0].ServerID == seq
+	})
+}
+
+// answeredFrom reads pulsesync_downloads_total{answered_from=from}.
+func answeredFrom(t *testing.T, srv *servertest.Server, from string) float64 {
+	t.Helper()
+	families, err := srv.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "pulsesync_downloads_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if m.GetLabel()[0].GetValue() == from {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
