@@ -312,6 +312,7 @@ func (s *Store) decide(changes []*change, recorded map[int64]bool, states map[ro
 	var applied []*appliedChange
 	for _, c := range changes {
 		out := &outcomes[c.index]
+		*out = Outcome{SourceChangeID: c.scid} // a retried attempt must not inherit the last one's
 		if recorded[c.scid] {
 			out.Status = StatusApplied // a replay: no effect, no version (§3.8)
 			continue

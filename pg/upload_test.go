@@ -281,3 +281,23 @@ CREATE TRIGGER fail_on_boom BEFORE INSERT ON sync.changes FOR EACH ROW EXECUTE F
 		t.Fatalf("resend: %+v, want applied version 1", out)
 	}
 }
+
+// TestDecide_RetriedAttemptStartsFromCleanOutcomes: a transaction retried after a transient
+// failure judges its changes afresh; nothing of the failed attempt's outcomes may survive.
+func TestDecide_RetriedAttemptStartsFromCleanOutcomes(t *testing.T) {
+	s, _ := newStore(t, StoreConfig{})
+	c, invalid := s.validate(0, &ChangeInput{SourceChangeID: 7, Schema: "business", Table: "users", Op: "UPDATE",
+		PK: rowPK, BaseVersion: 2, Payload: json.RawMessage(`{"name":"x"}`)})
+	if invalid != nil {
+		t.Fatal(invalid)
+	}
+	// The failed attempt found the row at version 3: a conflict, with the row filled in.
+	outcomes := []Outcome{{SourceChangeID: 7, Status: StatusConflict, ServerRow: &ServerRow{Version: 3}}}
+	// Meanwhile the row is back at version 2 (say the winner rolled back): applied.
+	states := map[rowKey]rowState{c.key(): {version: 2}}
+	s.decide([]*change{c}, nil, states, outcomes)
+	if want := (Outcome{SourceChangeID: 7, Status: StatusApplied, NewVersion: 3}); outcomes[0].ServerRow != nil ||
+		outcomes[0].Status != want.Status || outcomes[0].NewVersion != want.NewVersion {
+		t.Fatalf("outcome %+v, want %+v without a server_row", outcomes[0], want)
+	}
+}
