@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -14,21 +13,14 @@ import (
 	"github.com/pulsesync/pulsesync/internal/natsembed"
 	"github.com/pulsesync/pulsesync/internal/natstest"
 	"github.com/pulsesync/pulsesync/internal/pgtest"
+	"github.com/pulsesync/pulsesync/internal/servertest"
 	"github.com/pulsesync/pulsesync/pg"
 	"github.com/pulsesync/pulsesync/push"
 	"github.com/pulsesync/pulsesync/sequencer"
 )
 
 func TestMain(m *testing.M) {
-	pgtest.Main(m, pgtest.Options{Template: func(ctx context.Context, url string) error {
-		pool, err := pg.Connect(ctx, pg.PoolConfig{URL: url})
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		_, err = pg.Migrate(ctx, pool)
-		return err
-	}})
+	pgtest.Main(m, pgtest.Options{Template: servertest.Template})
 }
 
 // Waits of the tests: long enough for a loaded CI machine, and each test says what it expects

@@ -9,20 +9,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pulsesync/pulsesync/internal/pgtest"
+	"github.com/pulsesync/pulsesync/internal/servertest"
 	"github.com/pulsesync/pulsesync/pg"
 	"github.com/pulsesync/pulsesync/sequencer"
 )
 
 func TestMain(m *testing.M) {
-	pgtest.Main(m, pgtest.Options{Template: func(ctx context.Context, url string) error {
-		pool, err := pg.Connect(ctx, pg.PoolConfig{URL: url})
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		_, err = pg.Migrate(ctx, pool)
-		return err
-	}})
+	pgtest.Main(m, pgtest.Options{Template: servertest.Template})
 }
 
 // newPool returns a pool over a fresh migrated database.
