@@ -1,10 +1,16 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -408,4 +414,153 @@ func answeredFrom(t *testing.T, srv *servertest.Server, from string) float64 {
 		}
 	}
 	return 0
+}
+
+// sessionReaders counts the goroutines reading a WebSocket session.
+func sessionReaders() int {
+	var buf bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+	n := 0
+	for _, stack := range strings.Split(buf.String(), "\n\n") {
+		if !strings.Contains(stack, "push.(*wsSession).readAvailable") {
+			continue
+		}
+		for _, line := range strings.Split(stack, "\n") { // "<count> @ <pcs>"
+			if count, _, ok := strings.Cut(line, " @ "); ok {
+				c, _ := strconv.Atoi(count)
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+// TestWS_IdleConnectionsHoldNoReader: between messages a WebSocket rests with no goroutine
+// reading it; it still answers pings (the heartbeat here is 100 ms, so a resting socket that
+// missed its pongs would be dropped), takes acks and hears changes.
+func TestWS_IdleConnectionsHoldNoReader(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{Push: push.Config{Heartbeat: 100 * time.Millisecond, PongTimeout: 2 * time.Second}})
+	phone := newDevice(srv, "alice", "phone")
+	const n = 50
+	conns := make([]*pushtest.WS, n)
+	for i := range conns {
+		conns[i] = pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", fmt.Sprintf("laptop-%d", i)))
+		conns[i].Read()
+	}
+	pushtest.WaitFor(t, func() bool { return sessionReaders() == 0 })
+	// The clients read in the background, which answers the server's pings.
+	frames := make(chan pushtest.Frame, 4*n)
+	for _, ws := range conns {
+		go func() {
+			for {
+				f, err := ws.ReadWithin(time.Minute)
+				if err != nil {
+					return
+				}
+				frames <- f
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // several heartbeats; not a synchronisation
+	for _, ws := range conns {
+		ws.Send(map[string]any{"type": "ack", "seq": 0})
+	}
+	phone.upload(t, insertBody(1, 1))
+	for range n {
+		select {
+		case f := <-frames:
+			if f.Type != "changes" || f.Seq != 1 {
+				t.Fatalf("frame %+v, want changes seq 1", f)
+			}
+		case <-time.After(pushtest.Wait):
+			t.Fatalf("not every resting connection heard the upload")
+		}
+	}
+	if got := srv.Node.Hub.Connections(); got != n {
+		t.Fatalf("%d connections after heartbeats, want all %d alive", got, n)
+	}
+	pushtest.WaitFor(t, func() bool { return sessionReaders() == 0 })
+}
+
+// trickleConn writes one byte at a time with a pause after each, so the server receives frame
+// headers and payloads split across many reads.
+type trickleConn struct {
+	net.Conn
+	on *atomic.Bool
+}
+
+func (c trickleConn) Write(p []byte) (int, error) {
+	if !c.on.Load() {
+		return c.Conn.Write(p)
+	}
+	for i := range p {
+		if _, err := c.Conn.Write(p[i : i+1]); err != nil {
+			return i, err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return len(p), nil
+}
+
+// TestWS_MessagesArrivingInPiecesAreRead: client messages in fragments, each frame's bytes
+// arriving separately with pauses in between, are read whole: the socket must not rest in the
+// middle of a frame or a message. The acks they carry must take effect, so the first upload
+// the device hears of is the one past its ack.
+func TestWS_MessagesArrivingInPiecesAreRead(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	phone := newDevice(srv, "alice", "phone")
+	var trickle atomic.Bool
+	dialer := &net.Dialer{}
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		return trickleConn{conn, &trickle}, err
+	}}}
+	ctx, cancel := context.WithTimeout(context.Background(), pushtest.Wait)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/sync/ws?after=0",
+		&websocket.DialOptions{HTTPClient: client, HTTPHeader: http.Header{"Authorization": {"Bearer " + srv.Token("alice", "laptop")}}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.CloseNow()
+	frames := make(chan string, 8)
+	go func() { // reading also takes in the pong that Ping waits for
+		for {
+			_, data, err := conn.Read(context.Background())
+			if err != nil {
+				close(frames)
+				return
+			}
+			frames <- string(data)
+		}
+	}()
+	if f := <-frames; !strings.Contains(f, `"ready"`) {
+		t.Fatalf("first frame %q, want ready", f)
+	}
+	trickle.Store(true)
+	for seq := 1; seq <= 2; seq++ {
+		w, err := conn.Writer(ctx, websocket.MessageText)
+		if err != nil {
+			t.Fatalf("open message: %v", err)
+		}
+		for _, part := range []string{`{"type":`, `"ack",`, fmt.Sprintf(`"seq":%d}`, seq)} {
+			if _, err := w.Write([]byte(part)); err != nil {
+				t.Fatalf("write fragment: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("finish message: %v", err)
+		}
+	}
+	// The server reads in order: its pong means it has taken in both acks.
+	if err := conn.Ping(ctx); err != nil {
+		t.Fatalf("ping after the acks: %v", err)
+	}
+	for i := int64(1); i <= 3; i++ {
+		phone.upload(t, insertBody(i, 1))
+	}
+	if f := <-frames; f != `{"type":"changes","seq":3}` {
+		t.Fatalf("first frame after acking seq 2: %q, want changes seq 3", f)
+	}
 }

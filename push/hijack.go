@@ -3,7 +3,6 @@ package push
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"net"
 	"net/http"
 )
@@ -15,8 +14,12 @@ import (
 const wsBufferSize = 256
 
 // smallBuffers is the ResponseWriter passed to websocket.Accept: its Hijack trades the server's
-// buffers for small ones, carrying over any bytes the client already sent.
-type smallBuffers struct{ http.ResponseWriter }
+// buffers for small ones, carrying over any bytes the client already sent, and hands over the
+// connection as a restingConn, which it also leaves in conn.
+type smallBuffers struct {
+	http.ResponseWriter
+	conn **restingConn
+}
 
 // Hijack takes the connection over from net/http.
 func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -24,15 +27,14 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	// Bytes the client sent after its upgrade request sit in net/http's reader: move them into
-	// the new reader's buffer, where the websocket library picks them up.
-	pending, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	leftover := bytes.Clone(pending)
-	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(leftover), conn), max(wsBufferSize, len(leftover)))
-	if len(leftover) > 0 {
-		if _, err := r.Peek(len(leftover)); err != nil {
-			return nil, nil, err
-		}
+	// Bytes the client sent after its upgrade request sit in net/http's reader: they are read
+	// before the socket's.
+	var leftover []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		pending, _ := brw.Reader.Peek(n)
+		leftover = bytes.Clone(pending)
 	}
-	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, wsBufferSize)), nil
+	rc := newRestingConn(conn, leftover)
+	*w.conn = rc
+	return rc, bufio.NewReadWriter(bufio.NewReaderSize(rc, wsBufferSize), bufio.NewWriterSize(conn, wsBufferSize)), nil
 }

@@ -67,6 +67,8 @@ type Service struct {
 	metrics *metrics
 	// The hot paths' counters, resolved once.
 	wsCoalesced, sseCoalesced prometheus.Counter
+	// readiness wakes idle WebSockets' readers; nil where it is unavailable.
+	readiness *readiness
 
 	mu       sync.Mutex
 	perUser  map[string]int
@@ -85,8 +87,12 @@ func NewService(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, hub: cfg.Hub, metrics: m, perUser: map[string]int{}, sessions: map[*Ticket]func(){},
-		wsCoalesced: m.coalesced.WithLabelValues("ws"), sseCoalesced: m.coalesced.WithLabelValues("sse")}, nil
+	s := &Service{cfg: cfg, hub: cfg.Hub, metrics: m, perUser: map[string]int{}, sessions: map[*Ticket]func(){},
+		wsCoalesced: m.coalesced.WithLabelValues("ws"), sseCoalesced: m.coalesced.WithLabelValues("sse")}
+	if s.readiness, err = newReadiness(); err != nil {
+		cfg.Logger.Info("idle WebSockets will each keep a reader goroutine", "err", err)
+	}
+	return s, nil
 }
 
 // Heartbeat is the interval at which sessions show liveness.
@@ -169,6 +175,10 @@ func (s *Service) Shutdown() {
 	s.mu.Unlock()
 	for _, end := range ends {
 		end()
+	}
+	// Closing sessions read their peers' close frames themselves.
+	if s.readiness != nil {
+		s.readiness.Close()
 	}
 }
 

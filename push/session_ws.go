@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -51,7 +52,8 @@ const maxClientMessage = 16 << 10
 // its token expires or the service shuts down. Upgrade failures are answered by the websocket
 // library with an HTTP error.
 func (s *Service) ServeWS(w http.ResponseWriter, r *http.Request, req WSRequest) {
-	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	var socket *restingConn
+	conn, err := websocket.Accept(smallBuffers{w, &socket}, r, &websocket.AcceptOptions{
 		// Origin checks guard cookie-authenticated sockets against cross-site use. These
 		// sockets authenticate with an explicit token only, so any page may open one.
 		InsecureSkipVerify: true,
@@ -64,47 +66,42 @@ func (s *Service) ServeWS(w http.ResponseWriter, r *http.Request, req WSRequest)
 		return
 	}
 	conn.SetReadLimit(maxClientMessage)
-	ws := &wsSession{svc: s, conn: conn, req: req}
+	ws := &wsSession{svc: s, conn: conn, socket: socket, req: req}
 	// The session's context is not the request's: that one keeps the request, its headers and
-	// the router's state alive for as long as the connection lasts.
+	// the router's state alive for as long as the connection lasts. The request's goroutine,
+	// deep in the router's frames, ends when start returns.
 	if ws.start(context.Background()) {
-		// The request's goroutine, deep in the router's frames with a stack grown by the setup,
-		// ends here; the connection's reads continue on a fresh goroutine with a small stack.
-		go ws.serve()
+		ws.listen()
 	}
 }
 
-// wsSession is one WebSocket. Its reads run on one goroutine; a writer goroutine exists only
-// while there is something to send, so an idle connection costs one goroutine.
+// wsSession is one WebSocket. No goroutine waits on an idle one: a reader runs while the
+// client's bytes arrive (see listen), a writer while there is something to send, and a timer
+// brings the heartbeat and the token's expiry.
 type wsSession struct {
-	svc  *Service
-	conn *websocket.Conn
-	req  WSRequest
-	peer Peer
-	sub  *Subscription
+	svc    *Service
+	conn   *websocket.Conn
+	socket *restingConn
+	req    WSRequest
+	peer   Peer
+	// Set up by start before the session can be reached from another goroutine:
+	sub   *Subscription
+	watch *watch      // nil when the socket cannot rest: then one goroutine reads for its life
+	timer *time.Timer // the next heartbeat, or the token's expiry if that comes first
 
 	writing atomic.Bool // a writer goroutine is running
 	dirty   atomic.Bool // something arrived since the writer last looked
 	ready   atomic.Bool // the ready frame is out: notifications may follow
 
 	closeOnce sync.Once
-	timer     *time.Timer // the next heartbeat, or the token's expiry if that comes first
+	endOnce   sync.Once
 }
 
 // start authenticates and subscribes the session and sends its ready frame. It reports whether
 // the session is live; if not, everything it took is released and the connection is closed.
 func (ws *wsSession) start(ctx context.Context) (live bool) {
-	defer func() {
-		if !live {
-			ws.conn.CloseNow()
-		}
-	}()
 	if !ws.authenticate(ctx) {
-		return false
-	}
-	if !ws.req.Ticket.onShutdown(func() { ws.close(CloseRestart, "server restarting") }) {
-		ws.refuse(CloseRestart, "server restarting")
-		ws.req.Ticket.Release()
+		ws.conn.CloseNow()
 		return false
 	}
 	sub, seq, err := ws.svc.subscribe(ctx, SubscribeOptions{User: ws.peer.User, Source: ws.peer.Source,
@@ -116,26 +113,36 @@ func (ws *wsSession) start(ctx context.Context) (live bool) {
 		return false
 	}
 	ws.sub = sub
+	if ws.svc.readiness != nil && ws.socket.canRest() {
+		ws.watch = ws.svc.readiness.Watch(ws.socket.raw, ws.readAvailable)
+		ws.socket.mayRest.Store(true) // until a close handshake begins
+	}
+	ws.timer = time.AfterFunc(time.Duration(math.MaxInt64), ws.tick)
 	if !ws.write(ctx, readyFrame(seq, ws.svc.cfg.Heartbeat)) {
-		sub.Close()
-		ws.req.Ticket.Release()
+		return false
+	}
+	ws.timer.Reset(ws.untilNextTick())
+	if !ws.req.Ticket.onShutdown(func() { ws.close(CloseRestart, "server restarting") }) {
+		ws.refuse(CloseRestart, "server restarting")
+		ws.end()
 		return false
 	}
 	ws.ready.Store(true)
 	ws.wake() // whatever arrived before ready, e.g. the catch-up for a stale after
-	ws.timer = time.AfterFunc(ws.untilNextTick(), ws.tick)
 	return true
 }
 
-// serve reads the client until the connection ends, then releases the session.
-func (ws *wsSession) serve() {
-	defer func() {
-		ws.timer.Stop()
-		ws.sub.Close()
-		ws.req.Ticket.Release()
-		ws.conn.CloseNow()
-	}()
-	ws.readLoop(context.Background())
+// listen reads the client from now on. Where the socket can rest, a reader goroutine starts
+// each time bytes arrive and ends once the client is between messages with nothing more sent;
+// elsewhere one goroutine reads for the connection's life.
+func (ws *wsSession) listen() {
+	if ws.watch != nil {
+		if err := ws.watch.Arm(); err != nil {
+			ws.end()
+		}
+		return
+	}
+	go ws.readAvailable()
 }
 
 // authenticate admits the peer: from the header (already verified and admitted), or from a
@@ -175,12 +182,20 @@ func (ws *wsSession) authenticate(ctx context.Context) bool {
 	return true
 }
 
-// readLoop reads client messages until the connection ends. Reading is also what processes
-// the peer's pongs and close frames.
-func (ws *wsSession) readLoop(ctx context.Context) {
+// readAvailable reads the client's messages until the client rests between messages (then the
+// watch brings the next bytes) or the connection ends (then the session ends). Reading is also
+// what processes the peer's pongs and close frames.
+func (ws *wsSession) readAvailable() {
 	for {
-		typ, data, err := ws.conn.Read(ctx)
+		typ, data, err := ws.conn.Read(context.Background())
+		if errors.Is(err, errResting) {
+			if ws.watch.Arm() != nil {
+				ws.end()
+			}
+			return
+		}
 		if err != nil {
+			ws.end()
 			return
 		}
 		if typ != websocket.MessageText {
@@ -229,7 +244,7 @@ func (ws *wsSession) write(ctx context.Context, frame []byte) bool {
 	ctx, cancel := context.WithTimeout(ctx, ws.svc.cfg.WriteTimeout)
 	defer cancel()
 	if err := ws.conn.Write(ctx, websocket.MessageText, frame); err != nil {
-		ws.conn.CloseNow()
+		ws.end()
 		return false
 	}
 	return true
@@ -256,20 +271,44 @@ func (ws *wsSession) tick() {
 	ctx, cancel := context.WithTimeout(context.Background(), ws.svc.cfg.PongTimeout)
 	defer cancel()
 	if err := ws.conn.Ping(ctx); err != nil {
-		ws.conn.CloseNow()
+		ws.end()
 		return
 	}
 	ws.timer.Reset(ws.untilNextTick())
 }
 
 // close ends the session with a close code, once. Close waits for the peer's answering close
-// frame (at most a few seconds), so timers and shutdown must not wait for it.
+// frame (at most a few seconds), so timers and shutdown must not wait for it; while it waits,
+// reads wait for bytes rather than rest, so the answer is read.
 func (ws *wsSession) close(code websocket.StatusCode, reason string) {
-	ws.closeOnce.Do(func() { go ws.conn.Close(code, reason) })
+	ws.closeOnce.Do(func() {
+		ws.socket.mayRest.Store(false)
+		go func() {
+			_ = ws.conn.Close(code, reason)
+			ws.end()
+		}()
+	})
 }
 
 // refuse closes a session that never got going; no reader runs, so Close itself reads the
 // peer's answer, and the session's goroutine may wait for it.
 func (ws *wsSession) refuse(code websocket.StatusCode, reason string) {
-	ws.closeOnce.Do(func() { _ = ws.conn.Close(code, reason) })
+	ws.closeOnce.Do(func() {
+		ws.socket.mayRest.Store(false)
+		_ = ws.conn.Close(code, reason)
+	})
+}
+
+// end releases what the session holds and closes the socket, once, whichever of reader,
+// writer, timer or shutdown sees the connection end first.
+func (ws *wsSession) end() {
+	ws.endOnce.Do(func() {
+		if ws.watch != nil {
+			ws.watch.Stop() // before the socket closes and its descriptor can be reused
+		}
+		ws.timer.Stop()
+		ws.sub.Close()
+		ws.req.Ticket.Release()
+		ws.conn.CloseNow()
+	})
 }
