@@ -399,37 +399,38 @@ func fillConflictRows(ctx context.Context, c *pgx.Conn, user string, changes []*
 	return nil
 }
 
-const insertChangesSQL = `INSERT INTO sync.changes
-    (user_id, server_id, schema_name, table_name, op, pk, payload, server_version, source_id, source_change_id)
-SELECT $1, u.server_id, u.schema_name, u.table_name, u.op, u.pk, u.payload, u.server_version, $2, u.source_change_id
-FROM unnest($3::int8[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::text[], $9::int8[], $10::int8[])
-    AS u (server_id, schema_name, table_name, op, pk, payload, server_version, source_change_id)`
-
-const upsertRowsSQL = `INSERT INTO sync.rows AS r (user_id, schema_name, table_name, pk, server_version, deleted, server_id)
-SELECT $1, u.schema_name, u.table_name, u.pk, u.server_version, u.deleted, u.server_id
-FROM unnest($2::text[], $3::text[], $4::uuid[], $5::int8[], $6::bool[], $7::int8[])
-    AS u (schema_name, table_name, pk, server_version, deleted, server_id)
+// streamWritesSQL appends the applied changes to the stream and moves their rows' versions in
+// one statement, so each change's fields cross the wire once.
+const streamWritesSQL = `WITH c AS (
+    INSERT INTO sync.changes
+        (user_id, server_id, schema_name, table_name, op, pk, payload, server_version, source_id, source_change_id)
+    SELECT $1, u.server_id, u.schema_name, u.table_name, u.op, u.pk, u.payload, u.server_version, $2, u.source_change_id
+    FROM unnest($3::int8[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::text[], $9::int8[], $10::int8[])
+        AS u (server_id, schema_name, table_name, op, pk, payload, server_version, source_change_id)
+    RETURNING server_id, schema_name, table_name, op, pk, server_version)
+INSERT INTO sync.rows AS r (user_id, schema_name, table_name, pk, server_version, deleted, server_id)
+SELECT $1, c.schema_name, c.table_name, c.pk, c.server_version, c.op = 'DELETE', c.server_id FROM c
 ON CONFLICT (user_id, schema_name, table_name, pk) DO UPDATE
 SET server_version = excluded.server_version, deleted = excluded.deleted, server_id = excluded.server_id`
 
-// queueStreamWrites queues the stream entries and row versions of the applied changes: two
-// statements whatever the batch size.
+// queueStreamWrites queues the stream entries and row versions of the applied changes: one
+// statement whatever the batch size. A request never holds two changes of one row, so the
+// upsert meets each row once.
 func queueStreamWrites(p *pipeline, user, source string, applied []*appliedChange) {
 	n := len(applied)
 	ids, versions, scids := make([]int64, n), make([]int64, n), make([]int64, n)
 	schemas, tables, ops := make([]string, n), make([]string, n), make([]string, n)
-	pks, payloads, deleted := make([]UUID, n), make([]*string, n), make([]bool, n)
+	pks, payloads := make([]UUID, n), make([]*string, n)
 	for i, a := range applied {
 		ids[i], versions[i], scids[i] = a.serverID, a.version, a.scid
 		schemas[i], tables[i], ops[i] = a.table.Name.Schema, a.table.Name.Table, a.op
-		pks[i], deleted[i] = a.pk, !a.upsert()
+		pks[i] = a.pk
 		if a.payload != nil {
 			p := string(a.payload)
 			payloads[i] = &p
 		}
 	}
-	p.exec(insertChangesSQL, user, source, ids, schemas, tables, ops, pks, payloads, versions, scids)
-	p.exec(upsertRowsSQL, user, schemas, tables, pks, versions, deleted, ids)
+	p.exec(streamWritesSQL, user, source, ids, schemas, tables, ops, pks, payloads, versions, scids)
 }
 
 // transient reports whether err is worth re-running the whole transaction for.

@@ -34,6 +34,11 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		pending, _ := brw.Reader.Peek(n)
 		leftover = bytes.Clone(pending)
 	}
+	// The session's pings watch the peer; TCP keep-alive probes (net/http enables them every
+	// 15 s) would only add a packet and its answer per idle socket and heartbeat.
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetKeepAlive(false)
+	}
 	rc := newRestingConn(conn, leftover)
 	*w.conn = rc
 	return rc, bufio.NewReadWriter(bufio.NewReaderSize(rc, wsBufferSize), bufio.NewWriterSize(conn, wsBufferSize)), nil

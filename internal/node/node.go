@@ -136,8 +136,10 @@ func (n *Node) Shutdown() {
 	}
 }
 
-// Close stops the fan-out and the verifier's key refresh. The pool stays open.
+// Close ends the push sessions if Shutdown has not, and stops the fan-out and the verifier's key
+// refresh. The pool stays open.
 func (n *Node) Close() {
+	n.Shutdown()
 	if n.Cluster != nil {
 		n.Cluster.Close()
 	}
