@@ -6,6 +6,9 @@
 // connection costs the same memory whatever the write rate (invariant I5). A notification is a
 // hint; devices learn the changes themselves through GET /sync/download.
 //
+// An idle WebSocket holds no goroutine: between client messages its socket rests in the
+// service's readiness poller (an epoll set, on Linux), which starts a reader when bytes arrive.
+//
 // push knows nothing of PostgreSQL or NATS: package cluster feeds it advances, and package
 // httpapi authenticates connections and hands them over.
 package push
