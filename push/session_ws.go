@@ -137,10 +137,12 @@ func (ws *wsSession) start(ctx context.Context) (live bool) {
 // elsewhere one goroutine reads for the connection's life.
 func (ws *wsSession) listen() {
 	if ws.watch != nil {
-		if err := ws.watch.Arm(); err != nil {
-			ws.end()
+		if ws.watch.Arm() == nil {
+			return
 		}
-		return
+		// The epoll set refused the socket (past fs.epoll.max_user_watches, say): this session
+		// keeps a reader, like one on a platform without readiness polling.
+		ws.socket.mayRest.Store(false)
 	}
 	go ws.readAvailable()
 }
