@@ -1,12 +1,10 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -417,23 +415,7 @@ func answeredFrom(t *testing.T, srv *servertest.Server, from string) float64 {
 }
 
 // sessionReaders counts the goroutines reading a WebSocket session.
-func sessionReaders() int {
-	var buf bytes.Buffer
-	_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
-	n := 0
-	for _, stack := range strings.Split(buf.String(), "\n\n") {
-		if !strings.Contains(stack, "push.(*wsSession).readAvailable") {
-			continue
-		}
-		for _, line := range strings.Split(stack, "\n") { // "<count> @ <pcs>"
-			if count, _, ok := strings.Cut(line, " @ "); ok {
-				c, _ := strconv.Atoi(count)
-				n += c
-			}
-		}
-	}
-	return n
-}
+func sessionReaders() int { return pushtest.Goroutines("push.(*wsSession).readAvailable") }
 
 // TestWS_IdleConnectionsHoldNoReader: between messages a WebSocket rests with no goroutine
 // reading it; it still answers pings (the heartbeat here is 100 ms, so a resting socket that

@@ -1,13 +1,12 @@
 package push
 
 import (
-	"bytes"
 	"net"
-	"runtime/pprof"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pulsesync/pulsesync/internal/pushtest"
 )
 
 // socketPair is a connected pair of loopback TCP sockets.
@@ -56,20 +55,28 @@ func expectCall(t *testing.T, calls chan struct{}, want bool, what string) {
 	}
 }
 
-// TestReadiness_OneCallbackPerArm: a watch calls back once per Arm when its socket has bytes,
-// again on the next Arm while unread bytes remain, and never after Stop.
-func TestReadiness_OneCallbackPerArm(t *testing.T) {
+// armedWatch starts a poller and arms a watch of a fresh socket whose callbacks land in calls;
+// the test writes to (or closes) client.
+func armedWatch(t *testing.T) (w *watch, client net.Conn, calls chan struct{}) {
+	t.Helper()
 	p, err := newReadiness()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(func() { p.Close() })
 	server, client := socketPair(t)
-	calls := make(chan struct{}, 8)
-	w := p.Watch(rawOf(t, server), func() { calls <- struct{}{} })
+	calls = make(chan struct{}, 8)
+	w = p.Watch(rawOf(t, server), func() { calls <- struct{}{} })
 	if err := w.Arm(); err != nil {
 		t.Fatalf("arm: %v", err)
 	}
+	return w, client, calls
+}
+
+// TestReadiness_OneCallbackPerArm: a watch calls back once per Arm when its socket has bytes,
+// again on the next Arm while unread bytes remain, and never after Stop.
+func TestReadiness_OneCallbackPerArm(t *testing.T) {
+	w, client, calls := armedWatch(t)
 	expectCall(t, calls, false, "armed, nothing sent")
 	client.Write([]byte("x"))
 	expectCall(t, calls, true, "armed, a byte sent")
@@ -90,17 +97,7 @@ func TestReadiness_OneCallbackPerArm(t *testing.T) {
 // TestReadiness_PeerCloseCallsBack: a peer that closes its end wakes the watch, so the session
 // reads the end of the stream and goes.
 func TestReadiness_PeerCloseCallsBack(t *testing.T) {
-	p, err := newReadiness()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	server, client := socketPair(t)
-	calls := make(chan struct{}, 1)
-	w := p.Watch(rawOf(t, server), func() { calls <- struct{}{} })
-	if err := w.Arm(); err != nil {
-		t.Fatalf("arm: %v", err)
-	}
+	_, client, calls := armedWatch(t)
 	client.Close()
 	expectCall(t, calls, true, "peer closed")
 }
@@ -111,20 +108,8 @@ func TestReadiness_CloseEndsThePoller(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pollers := func() int {
-		var buf bytes.Buffer
-		_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
-		return strings.Count(buf.String(), "\ngithub.com/pulsesync/pulsesync/push.(*readiness).run(")
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("not within 10 s: %s", what)
-			}
-		}
-	}
-	waitFor("the poller runs", func() bool { return pollers() == 1 })
+	pollers := func() int { return pushtest.Goroutines("push.(*readiness).run") }
+	pushtest.WaitFor(t, func() bool { return pollers() == 1 })
 	p.Close()
-	waitFor("the poller ends after Close", func() bool { return pollers() == 0 })
+	pushtest.WaitFor(t, func() bool { return pollers() == 0 })
 }

@@ -4,11 +4,13 @@ package pushtest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -230,6 +232,26 @@ func (s *SSE) ReadUntil(seq int64) Frame {
 // SeqID parses an event id.
 func SeqID(f Frame) int64 {
 	n, _ := strconv.ParseInt(f.ID, 10, 64)
+	return n
+}
+
+// Goroutines counts the goroutines of this process with function (e.g.
+// "push.(*wsSession).readAvailable") in their stack.
+func Goroutines(function string) int {
+	var buf bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+	n := 0
+	for _, stack := range strings.Split(buf.String(), "\n\n") {
+		if !strings.Contains(stack, function) {
+			continue
+		}
+		for _, line := range strings.Split(stack, "\n") { // "<count> @ <pcs>"
+			if count, _, ok := strings.Cut(line, " @ "); ok {
+				c, _ := strconv.Atoi(count)
+				n += c
+			}
+		}
+	}
 	return n
 }
 
