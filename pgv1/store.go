@@ -3,6 +3,8 @@ package pgv1
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -13,7 +15,48 @@ var errScaffold = errors.New("pgv1: not implemented yet")
 
 // Config configures a Store; the zero value of every field means its documented default.
 type Config struct {
-	// (helper B fills in: retention, TTLs, limits, snapshot admission, lock wait bound …)
+	// RetainBundles is how many of a user's most recent bundles stay pullable; older ones are
+	// discarded and the user's retained floor moves up. 0 = 10,000.
+	RetainBundles int64
+	// PruneBatch bounds the bundles one commit discards. 0 = 1,000.
+	PruneBatch int
+	// PushSessionTTL is how long a push session lives after its last create or chunk. 0 = 15 min.
+	PushSessionTTL time.Duration
+	// LeaseTTL is the lifetime of a scope initialization lease. 0 = 15 min.
+	LeaseTTL time.Duration
+	// MaxRowsPerChunk bounds the rows of one chunk request. 0 = 5,000.
+	MaxRowsPerChunk int
+	// MaxStagedBytes bounds the bytes one push session may stage (the sum of its rows' request
+	// payloads); rows per bundle are not capped. 0 = 1 GiB.
+	MaxStagedBytes int64
+	// SnapshotTTL is how long a snapshot session lives after its creation or its last chunk
+	// read. 0 = 15 min.
+	SnapshotTTL time.Duration
+	// SnapshotMaxLifetime caps how far reads can slide a snapshot's expiry. 0 = 2 h.
+	SnapshotMaxLifetime time.Duration
+	// MaxSnapshotsPerUser bounds a user's live snapshot sessions; creating one more retires the
+	// oldest. 0 = 4.
+	MaxSnapshotsPerUser int
+	// MaxConcurrentSnapshotBuilds and MaxConcurrentSnapshotChunks bound the snapshot work of this
+	// process; work beyond them is refused with 429. 0 = 8 and 4.
+	MaxConcurrentSnapshotBuilds int
+	MaxConcurrentSnapshotChunks int
+	// MaxRowsPerSnapshot and MaxBytesPerSnapshot bound one snapshot session; 0 = unlimited.
+	MaxRowsPerSnapshot  int64
+	MaxBytesPerSnapshot int64
+	// MaxBytesPerSnapshotRow bounds one snapshot row's wire bytes. 0 = 4 MiB (what default
+	// clients accept).
+	MaxBytesPerSnapshotRow int64
+	// MaxPullBytes is a pull page's byte budget: bundles stop being added once it is exceeded
+	// (at least one is always delivered). 0 = 8 MiB.
+	MaxPullBytes int64
+	// LockWait bounds how long a mutating call waits for its user's lock, in this process and
+	// in the database together; past it the call is refused with 503. 0 = 10 s.
+	LockWait time.Duration
+	// ReservedSources are source ids kept for the server's own writes; clients may not use them.
+	ReservedSources []string
+	// Logger receives warnings; nil discards them.
+	Logger *slog.Logger
 }
 
 // TableSpec names a registered v1 table and its sync key column ("" = the primary key's one
