@@ -14,6 +14,33 @@ type SSERequest struct {
 	Ticket *Ticket
 	After  int64 // from ?after, or Last-Event-ID when the browser resumes
 	Schema string
+	// Frames is the dialect the events are written in; nil means the push protocol's own
+	// (V0Frames).
+	Frames *SSEFrames
+}
+
+// SSEFrames is one dialect of events on an SSE stream: the hub, coalescing and lifetime rules
+// are the same for every dialect, only the bytes differ.
+type SSEFrames struct {
+	// Ready is the first event, written once the session is subscribed; nil writes none.
+	Ready func(seq int64, heartbeat time.Duration) []byte
+	// Changes is the event telling that the user's stream reached seq.
+	Changes func(seq int64) []byte
+	// Heartbeat is written every Heartbeat interval to keep proxies and clients from timing out.
+	Heartbeat []byte
+}
+
+// V0Frames is the push protocol's own SSE dialect: a ready event with the retry hint, changes
+// events whose id: is the seq (so a browser resumes with Last-Event-ID), ": ping" heartbeats.
+var V0Frames = &SSEFrames{
+	Ready: func(seq int64, heartbeat time.Duration) []byte {
+		return fmt.Appendf(nil, "retry: 2000\ndata: %s\n\n", readyFrame(seq, heartbeat))
+	},
+	Changes: func(seq int64) []byte {
+		event := append([]byte("id: "), strconv.FormatInt(seq, 10)...)
+		return append(append(append(event, "\ndata: "...), changesFrame(seq)...), "\n\n"...)
+	},
+	Heartbeat: []byte(": ping\n\n"),
 }
 
 // ServeSSE streams the push protocol's frames as Server-Sent Events until the client goes, its
@@ -53,8 +80,15 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request, req SSEReques
 		}
 		return rc.Flush() == nil
 	}
-	ready := fmt.Appendf(nil, "retry: 2000\ndata: %s\n\n", readyFrame(seq, s.cfg.Heartbeat))
-	if !send(ready) {
+	frames := req.Frames
+	if frames == nil {
+		frames = V0Frames
+	}
+	if frames.Ready != nil {
+		if !send(frames.Ready(seq, s.cfg.Heartbeat)) {
+			return nil
+		}
+	} else if !send(nil) { // flush the headers: the client learns at once that the stream is open
 		return nil
 	}
 	var expired <-chan time.Time
@@ -74,7 +108,7 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request, req SSEReques
 		case <-expired:
 			return nil // the client reconnects with a fresh token
 		case <-heartbeat.C:
-			if !send([]byte(": ping\n\n")) {
+			if !send(frames.Heartbeat) {
 				return nil
 			}
 		case <-wake:
@@ -82,9 +116,7 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request, req SSEReques
 			if !ok {
 				continue
 			}
-			event := append([]byte("id: "), strconv.FormatInt(seq, 10)...)
-			event = append(append(append(event, "\ndata: "...), changesFrame(seq)...), "\n\n"...)
-			if !send(event) {
+			if !send(frames.Changes(seq)) {
 				return nil
 			}
 			s.observeSent("sse", since)
