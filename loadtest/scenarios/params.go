@@ -27,14 +27,16 @@ type Params struct {
 	Secret string `json:"secret,omitempty"`
 	// Users is how many users the VUs are spread over; default 100.
 	Users int `json:"users,omitempty"`
-	// DevicesPerUser is how many consecutive VUs share a user; default 1.
+	// DevicesPerUser is how many consecutive VUs share a user (in the v1
+	// scenarios: sources per user); default 1.
 	DevicesPerUser int `json:"devices_per_user,omitempty"`
 	// TokenTTL is the lifetime of minted tokens; they are re-minted when a
 	// tenth of it is left. Default 1h.
 	TokenTTL loadtest.Duration `json:"token_ttl,omitempty"`
 	// Timeout bounds one HTTP request or WebSocket handshake; default 60s.
 	Timeout loadtest.Duration `json:"timeout,omitempty"`
-	// Schema is the schema of the business tables; default "business".
+	// Schema is the schema of the business tables; default "business" (v0
+	// scenarios) or "app" (v1 scenarios).
 	Schema string `json:"schema,omitempty"`
 	// RunTag, when set, goes into every device id and seeds row ids, so
 	// repeated runs against one database never collide on idempotency keys
@@ -43,16 +45,23 @@ type Params struct {
 
 	// Batch is the number of INSERTs per upload request (upload); default 100.
 	Batch int `json:"batch,omitempty"`
-	// PrefillRows are uploaded, spread over the users, by Setup before the
-	// measured phase (upload, download, poll); default 0 (upload, poll) or
-	// 100,000 (download).
+	// Rows is the number of INSERTs per pushed bundle (v1_push,
+	// v1_watch_uploader); default 100.
+	Rows int `json:"rows,omitempty"`
+	// PrefillRows are uploaded (v1: committed), spread over the users, by
+	// Setup before the measured phase (upload, download, poll, v1_pull,
+	// v1_snapshot); default 0 (upload, poll) or 100,000 (download, v1_pull,
+	// v1_snapshot).
 	PrefillRows int `json:"prefill_rows,omitempty"`
-	// PrefillBatch is the number of rows per prefill request; default 1000.
+	// PrefillBatch is the number of rows per prefill request (v1: per
+	// bundle); default 1000.
 	PrefillBatch int `json:"prefill_batch,omitempty"`
 	// PrefillConcurrency is the number of concurrent prefill requests; default 8.
 	PrefillConcurrency int `json:"prefill_concurrency,omitempty"`
 
-	// Limit is the download page size (download); default 1000.
+	// Limit is the download page size (download), the bundles per pull page
+	// (v1_pull: max_bundles) or the rows per snapshot chunk (v1_snapshot:
+	// max_rows, capped by the server's maximum); default 1000.
 	Limit int `json:"limit,omitempty"`
 
 	// Transport is how listeners are woken (push_listener): "ws" (default) or "sse".
@@ -104,6 +113,7 @@ func (p Params) override(o Params) Params {
 	set(&p.Schema, o.Schema)
 	set(&p.RunTag, o.RunTag)
 	setInt(&p.Batch, o.Batch)
+	setInt(&p.Rows, o.Rows)
 	setInt(&p.PrefillRows, o.PrefillRows)
 	setInt(&p.PrefillBatch, o.PrefillBatch)
 	setInt(&p.PrefillConcurrency, o.PrefillConcurrency)
@@ -121,7 +131,7 @@ func (p Params) withDefaults() Params {
 	return Params{
 		URL: "http://127.0.0.1:8080", Secret: DevSecret, Users: 100, DevicesPerUser: 1,
 		TokenTTL: loadtest.Duration(time.Hour), Timeout: loadtest.Duration(time.Minute), Schema: "business",
-		Batch: 100, PrefillBatch: 1000, PrefillConcurrency: 8, Limit: 1000,
+		Batch: 100, Rows: 100, PrefillBatch: 1000, PrefillConcurrency: 8, Limit: 1000,
 		Transport: "ws", Board: "push", PushTimeout: loadtest.Duration(5 * time.Second), Connections: 1000,
 	}.override(p)
 }
@@ -130,8 +140,8 @@ func (p Params) validate() error {
 	switch {
 	case p.Users < 1 || p.DevicesPerUser < 1:
 		return errors.New("users and devices_per_user must be at least 1")
-	case p.Batch < 1 || p.PrefillBatch < 1 || p.PrefillConcurrency < 1 || p.PrefillRows < 0:
-		return errors.New("batch, prefill_batch and prefill_concurrency must be at least 1, prefill_rows not negative")
+	case p.Batch < 1 || p.Rows < 1 || p.PrefillBatch < 1 || p.PrefillConcurrency < 1 || p.PrefillRows < 0:
+		return errors.New("batch, rows, prefill_batch and prefill_concurrency must be at least 1, prefill_rows not negative")
 	case p.Limit < 1 || p.Limit > 1000:
 		return errors.New("limit must be between 1 and 1000 (PROTOCOL.md §4.1)")
 	case p.Transport != "ws" && p.Transport != "sse":
@@ -154,6 +164,18 @@ func commonKeys() []string {
 // decodeParams reads raw strictly, refusing keys outside commonKeys and
 // extra, then applies the overrides and the defaults.
 func decodeParams(raw json.RawMessage, overrides Params, extra ...string) (Params, error) {
+	return decodeParamsOver(Params{}, raw, overrides, extra...)
+}
+
+// decodeV1Params is decodeParams for the v1 scenarios, whose tables live in
+// the schema "app" unless a param or override names another.
+func decodeV1Params(raw json.RawMessage, overrides Params, extra ...string) (Params, error) {
+	return decodeParamsOver(Params{Schema: "app"}, raw, overrides, extra...)
+}
+
+// decodeParamsOver is decodeParams with base's fields as defaults that take
+// precedence over the common ones.
+func decodeParamsOver(base Params, raw json.RawMessage, overrides Params, extra ...string) (Params, error) {
 	var p Params
 	if len(bytes.TrimSpace(raw)) > 0 {
 		allowed := append(commonKeys(), extra...)
@@ -172,7 +194,7 @@ func decodeParams(raw json.RawMessage, overrides Params, extra ...string) (Param
 			return Params{}, fmt.Errorf("decode params: %w", err)
 		}
 	}
-	p = p.override(overrides).withDefaults()
+	p = base.override(p).override(overrides).withDefaults()
 	if err := p.validate(); err != nil {
 		return Params{}, err
 	}
@@ -186,13 +208,20 @@ func (p Params) userOf(idx int) string {
 
 // device is the device id of VU vuID, with an optional suffix for VUs that
 // hold several connections.
-func (p Params) device(vuID int, suffix string) string {
-	d := fmt.Sprintf("load-dev-%d", vuID)
+func (p Params) device(vuID int, suffix string) string { return p.writer("load-dev", vuID, suffix) }
+
+// source is the v1 source id (Oversync-Source-ID) of VU vuID, with an
+// optional suffix for VUs that push as several sources.
+func (p Params) source(vuID int, suffix string) string { return p.writer("load-src", vuID, suffix) }
+
+// writer is <kind>[-<run tag>]-<n>[-<suffix>].
+func (p Params) writer(kind string, n int, suffix string) string {
+	w := fmt.Sprintf("%s-%d", kind, n)
 	if p.RunTag != "" {
-		d = fmt.Sprintf("load-dev-%s-%d", p.RunTag, vuID)
+		w = fmt.Sprintf("%s-%s-%d", kind, p.RunTag, n)
 	}
 	if suffix != "" {
-		d += "-" + suffix
+		w += "-" + suffix
 	}
-	return d
+	return w
 }

@@ -45,7 +45,7 @@ func newListenerExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest
 	return &listenerExec{
 		p: p, clients: cs,
 		head:     loadtest.NewHTTP(env.Metrics, cs[0]).Endpoint(loadtest.Tags{"endpoint": "head"}),
-		board:    sharedBoard(env, p),
+		board:    sharedBoard(env, p, "push"),
 		sessions: newSessions(env, p.Transport),
 	}, nil
 }
@@ -225,7 +225,7 @@ func newPushUploaderExec(env *loadtest.Env, raw json.RawMessage, o Params) (load
 		return nil, err
 	}
 	client := newClient(nil, env.MaxVUs, p.Timeout.D())
-	return &pushUploaderExec{p: p, client: client, up: newUploader(p, env.Metrics, client), board: sharedBoard(env, p)}, nil
+	return &pushUploaderExec{p: p, client: client, up: newUploader(p, env.Metrics, client), board: sharedBoard(env, p, "push")}, nil
 }
 
 // Setup does nothing.

@@ -17,7 +17,9 @@ const arrivalsKept = 16
 // the user that was ready before the upload started, and records, for each
 // pair, the time from t_sent (and from t_resp) to the first frame with
 // seq ≥ S. Either side may come first: a push can beat the HTTP response.
-// A pair still unmatched timeout after t_sent counts in push_missed.
+// A pair still unmatched timeout after t_sent counts in push_missed. The v1
+// watch test uses the same board: there an "upload" is a bundle's commit
+// request and a "frame" a watch event (metrics watch_*).
 //
 // State is per user and bounded: a listener keeps its last arrivalsKept
 // frames, and an upload is dropped once every listener it waits for has
@@ -65,23 +67,28 @@ type published struct {
 	waiting    map[*listener]struct{}
 }
 
-func newBoard(m *loadtest.Metrics, timeout time.Duration) *board {
+// newBoard returns a board recording <prefix>_latency,
+// <prefix>_latency_after_response, <prefix>_before_response,
+// <prefix>_missed, <prefix>_frames and <prefix>_listeners_ready: prefix is
+// "push" for the v0 push channel, "watch" for the v1 watch stream.
+func newBoard(m *loadtest.Metrics, prefix string, timeout time.Duration) *board {
 	return &board{
 		timeout:    timeout,
-		latency:    m.Trend("push_latency", loadtest.Time, nil),
-		afterResp:  m.Trend("push_latency_after_response", loadtest.Time, nil),
-		beforeResp: m.Counter("push_before_response", loadtest.Default, nil),
-		missed:     m.Counter("push_missed", loadtest.Default, nil),
-		frames:     m.Counter("push_frames", loadtest.Default, nil),
-		readyGauge: m.Gauge("push_listeners_ready", loadtest.Default, nil),
+		latency:    m.Trend(prefix+"_latency", loadtest.Time, nil),
+		afterResp:  m.Trend(prefix+"_latency_after_response", loadtest.Time, nil),
+		beforeResp: m.Counter(prefix+"_before_response", loadtest.Default, nil),
+		missed:     m.Counter(prefix+"_missed", loadtest.Default, nil),
+		frames:     m.Counter(prefix+"_frames", loadtest.Default, nil),
+		readyGauge: m.Gauge(prefix+"_listeners_ready", loadtest.Default, nil),
 		users:      map[string]*userBoard{},
 	}
 }
 
-// sharedBoard returns the run's board named p.Board, creating it on first use.
-func sharedBoard(env *loadtest.Env, p Params) *board {
-	return env.Shared("scenarios.board."+p.Board, func() any {
-		return newBoard(env.Metrics, p.PushTimeout.D())
+// sharedBoard returns the run's board named p.Board with the metric prefix,
+// creating it on first use.
+func sharedBoard(env *loadtest.Env, p Params, prefix string) *board {
+	return env.Shared("scenarios.board."+prefix+"."+p.Board, func() any {
+		return newBoard(env.Metrics, prefix, p.PushTimeout.D())
 	}).(*board)
 }
 

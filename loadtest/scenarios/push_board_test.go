@@ -79,7 +79,7 @@ func TestBoard_PairsUploadsWithListenerFrames(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := loadtest.NewMetrics()
-			b := newBoard(m, 5*time.Second)
+			b := newBoard(m, "push", 5*time.Second)
 			tc.run(b)
 			get := func(sel, stat string) float64 {
 				t.Helper()

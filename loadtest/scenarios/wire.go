@@ -67,22 +67,29 @@ type (
 type device struct {
 	cred     *credential
 	nextSCID int64
-	ids      *rand.Rand
+	ids      rowIDs
 }
 
-// newDevice seeds the device's row ids from seed and the run tag, so a run is
-// reproducible and different run tags never produce the same rows.
 func newDevice(p Params, user, dev string, seed uint64) *device {
+	return &device{cred: newCredential(p, user, dev), nextSCID: 1, ids: newRowIDs(p, dev, seed)}
+}
+
+// rowIDs mints the ids of new rows for one device or source.
+type rowIDs struct{ r *rand.Rand }
+
+// newRowIDs seeds the ids from seed, the run tag and the writer's id, so a
+// run is reproducible and different run tags never produce the same rows.
+func newRowIDs(p Params, writer string, seed uint64) rowIDs {
 	h := fnv.New64a()
-	h.Write([]byte(p.RunTag + "\x00" + dev))
-	return &device{cred: newCredential(p, user, dev), nextSCID: 1, ids: rand.New(rand.NewPCG(seed, h.Sum64()))}
+	h.Write([]byte(p.RunTag + "\x00" + writer))
+	return rowIDs{rand.New(rand.NewPCG(seed, h.Sum64()))}
 }
 
 // inserts returns n INSERTs of new business.users rows with base version 0.
 func (d *device) inserts(schema string, n int) []change {
 	out := make([]change, n)
 	for i := range out {
-		id := d.uuid()
+		id := d.ids.uuid()
 		scid := d.nextSCID
 		d.nextSCID++
 		out[i] = change{
@@ -94,9 +101,9 @@ func (d *device) inserts(schema string, n int) []change {
 }
 
 // uuid returns a random (version 4) UUID in canonical form.
-func (d *device) uuid() string {
+func (g rowIDs) uuid() string {
 	var b [16]byte
-	hi, lo := d.ids.Uint64(), d.ids.Uint64()
+	hi, lo := g.r.Uint64(), g.r.Uint64()
 	for i := range 8 {
 		b[i], b[8+i] = byte(hi>>(8*i)), byte(lo>>(8*i))
 	}
