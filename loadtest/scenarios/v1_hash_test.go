@@ -119,10 +119,10 @@ func TestBundleHasher_RefusesNumbersInPayloads(t *testing.T) {
 
 func TestAppendJCSString_EscapesOnlyWhatRFC8785Escapes(t *testing.T) {
 	cases := map[string]string{
-		"plain":            `"plain"`,
-		"q\"b\\":           `"q\"b\\"`,
-		"\b\t\n\f\r":       `"\b\t\n\f\r"`,
-		"\x00\x1f\x7f":     `"\u0000\u001f` + "\x7f" + `"`,
+		"plain":         `"plain"`,
+		"q\"b\\":        `"q\"b\\"`,
+		"\b\t\n\f\r":    `"\b\t\n\f\r"`,
+		"\x00\x1f\x7f":  `"\u0000\u001f` + "\x7f" + `"`,
 		"<>&/ é\u2028😀": `"<>&/ é` + "\u2028" + `😀"`,
 	}
 	for in, want := range cases {
