@@ -59,6 +59,57 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// withDefaults returns c with every zero field set to its documented default.
+func (c Config) withDefaults() Config {
+	const minute = time.Minute
+	if c.RetainBundles <= 0 {
+		c.RetainBundles = 10_000
+	}
+	if c.PruneBatch <= 0 {
+		c.PruneBatch = 1_000
+	}
+	if c.PushSessionTTL <= 0 {
+		c.PushSessionTTL = 15 * minute
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 15 * minute
+	}
+	if c.MaxRowsPerChunk <= 0 {
+		c.MaxRowsPerChunk = 5_000
+	}
+	if c.MaxStagedBytes <= 0 {
+		c.MaxStagedBytes = 1 << 30
+	}
+	if c.SnapshotTTL <= 0 {
+		c.SnapshotTTL = 15 * minute
+	}
+	if c.SnapshotMaxLifetime <= 0 {
+		c.SnapshotMaxLifetime = 2 * time.Hour
+	}
+	if c.MaxSnapshotsPerUser <= 0 {
+		c.MaxSnapshotsPerUser = 4
+	}
+	if c.MaxConcurrentSnapshotBuilds <= 0 {
+		c.MaxConcurrentSnapshotBuilds = 8
+	}
+	if c.MaxConcurrentSnapshotChunks <= 0 {
+		c.MaxConcurrentSnapshotChunks = 4
+	}
+	if c.MaxBytesPerSnapshotRow <= 0 {
+		c.MaxBytesPerSnapshotRow = 4 << 20
+	}
+	if c.MaxPullBytes <= 0 {
+		c.MaxPullBytes = 8 << 20
+	}
+	if c.LockWait <= 0 {
+		c.LockWait = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
 // TableSpec names a registered v1 table and its sync key column ("" = the primary key's one
 // column besides _sync_scope_id).
 type TableSpec struct {
@@ -71,14 +122,16 @@ type Registry struct{}
 
 // Store is the v1 bundle state of all users in one PostgreSQL database. Safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	reg  *Registry
-	cfg  Config
+	pool   *pgxpool.Pool
+	reg    *Registry
+	cfg    Config
+	queues userQueues
 }
 
-// NewStore returns a Store over pool for the tables in reg.
+// NewStore returns a Store over pool for the tables in reg; cfg's zero fields take their
+// documented defaults.
 func NewStore(pool *pgxpool.Pool, reg *Registry, cfg Config) *Store {
-	return &Store{pool: pool, reg: reg, cfg: cfg}
+	return &Store{pool: pool, reg: reg, cfg: cfg.withDefaults()}
 }
 
 // Specs returns the registered tables sorted by schema.table, for capabilities.
@@ -141,4 +194,6 @@ func (s *Store) DeleteSnapshot(ctx context.Context, c Caller, snapshotID string)
 func (s *Store) CheckWatch(ctx context.Context, user string) error { return errScaffold }
 
 // LatestBundleSeq returns user's highest committed bundle_seq, 0 when none.
-func (s *Store) LatestBundleSeq(ctx context.Context, user string) (int64, error) { return 0, errScaffold }
+func (s *Store) LatestBundleSeq(ctx context.Context, user string) (int64, error) {
+	return 0, errScaffold
+}
