@@ -48,13 +48,7 @@ func newIdleWSExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.E
 // Setup raises RLIMIT_NOFILE to its hard limit (noting when that is below the
 // connections asked for) and starts the server RSS observer.
 func (x *idleWSExec) Setup(ctx context.Context) error {
-	soft, err := raiseNoFile()
-	switch {
-	case err != nil:
-		x.env.Note("could not raise RLIMIT_NOFILE: %v", err)
-	case soft < uint64(x.p.Connections)+64:
-		x.env.Note("RLIMIT_NOFILE is %d, below the %d connections asked for: expect failed connects (raise the hard limit, e.g. ulimit -Hn)", soft, x.p.Connections)
-	}
+	noteNoFile(x.env, x.p.Connections)
 	if x.observer == nil {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,8 +101,13 @@ func TestDevice_InsertsFreshRowsWithCountingIDs(t *testing.T) {
 // this package parses and is accepted by the engine and these execs.
 func TestShippedConfigs_Validate(t *testing.T) {
 	files, err := filepath.Glob("*.json")
-	if err != nil || len(files) < 6 {
-		t.Fatalf("found %d config files (%v), want the 6 shipped ones", len(files), err)
+	if err != nil || len(files) < 13 {
+		t.Fatalf("found %d config files (%v), want the 13 shipped ones", len(files), err)
+	}
+	for _, v1 := range []string{"v1-push.json", "v1-pull.json", "v1-snapshot.json", "v1-watch.json"} {
+		if !slices.Contains(files, v1) {
+			t.Errorf("shipped config %s is missing", v1)
+		}
 	}
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {

@@ -16,6 +16,14 @@ import (
 //	push_listener  WebSocket/SSE listeners measuring push_latency
 //	push_uploader  single-change uploads published to the listeners' board
 //	idle_ws        many idle WebSockets; server memory per connection
+//
+// and the v1 bundle protocol's (docs/protocol-v1.md):
+//
+//	v1_push            bundles of INSERTs, read back and hash-checked; rows_committed
+//	v1_pull            whole-history pulls; rows_pulled
+//	v1_snapshot        whole snapshots; rows_snapshotted
+//	v1_watch           watch streams measuring watch_latency
+//	v1_watch_uploader  bundles for random users published to the watchers' board
 func Registry(overrides Params) loadtest.Registry {
 	bind := func(f func(*loadtest.Env, json.RawMessage, Params) (loadtest.Exec, error)) loadtest.ExecFactory {
 		return func(env *loadtest.Env, raw json.RawMessage) (loadtest.Exec, error) { return f(env, raw, overrides) }
@@ -27,5 +35,11 @@ func Registry(overrides Params) loadtest.Registry {
 		"push_listener": bind(newListenerExec),
 		"push_uploader": bind(newPushUploaderExec),
 		"idle_ws":       bind(newIdleWSExec),
+
+		"v1_push":           bind(newV1PushExec),
+		"v1_pull":           bind(newV1PullExec),
+		"v1_snapshot":       bind(newV1SnapshotExec),
+		"v1_watch":          bind(newV1WatchExec),
+		"v1_watch_uploader": bind(newV1WatchUploaderExec),
 	}
 }

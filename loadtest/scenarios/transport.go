@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/pulsesync/pulsesync/loadtest"
 )
 
 // newClient returns an HTTP client whose connections come from local (nil:
@@ -49,5 +51,18 @@ func clients(p Params, idle int) []*http.Client {
 func closeIdle(cs ...*http.Client) {
 	for _, c := range cs {
 		c.CloseIdleConnections()
+	}
+}
+
+// noteNoFile raises RLIMIT_NOFILE to its hard limit and notes in the summary
+// when that is still too low for conns connections (each takes a file
+// descriptor here and one in the server).
+func noteNoFile(env *loadtest.Env, conns int) {
+	soft, err := raiseNoFile()
+	switch {
+	case err != nil:
+		env.Note("could not raise RLIMIT_NOFILE: %v", err)
+	case soft < uint64(conns)+64:
+		env.Note("RLIMIT_NOFILE is %d, below the %d connections asked for: expect failed connects (raise the hard limit, e.g. ulimit -Hn)", soft, conns)
 	}
 }
