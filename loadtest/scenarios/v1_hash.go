@@ -172,58 +172,191 @@ var errNumber = errors.New("a JSON number where the July value rules require a s
 // appendCanonical appends the canonical form of one JSON value read from a
 // server answer: objects with members sorted by UTF-16 code units, strings
 // with JCS escaping, literals as they are; numbers are refused (errNumber).
-func appendCanonical(b []byte, raw json.RawMessage) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return b, fmt.Errorf("decode: %w", err)
+// It works on the bytes, without decoding into Go values: a string without
+// escapes is already canonical and is copied as is, so verifying a bundle
+// costs the load generator little.
+func appendCanonical(b []byte, raw []byte) ([]byte, error) {
+	c := canonParser{src: raw}
+	b, err := c.value(b)
+	if err != nil {
+		return b, err
 	}
-	return appendCanonicalValue(b, v)
+	if c.space(); c.i != len(c.src) {
+		return b, fmt.Errorf("data after the value at offset %d", c.i)
+	}
+	return b, nil
 }
 
-func appendCanonicalValue(b []byte, v any) ([]byte, error) {
-	var err error
-	switch v := v.(type) {
-	case nil:
-		return append(b, "null"...), nil
-	case bool:
-		return strconv.AppendBool(b, v), nil
-	case string:
-		return appendJCSString(b, v), nil
-	case json.Number:
-		return b, fmt.Errorf("%w: %s", errNumber, v)
-	case []any:
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendCanonicalValue(b, e); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
-	case map[string]any:
-		names := make([]string, 0, len(v))
-		for k := range v {
-			names = append(names, k)
-		}
-		slices.SortFunc(names, compareUTF16)
-		b = append(b, '{')
-		for i, k := range names {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJCSString(b, k)
-			b = append(b, ':')
-			if b, err = appendCanonicalValue(b, v[k]); err != nil {
-				return b, err
-			}
-		}
-		return append(b, '}'), nil
+// canonParser reads one JSON text; i is the offset of the next byte.
+type canonParser struct {
+	src []byte
+	i   int
+}
+
+// canonMember is an object member: its name and where its value lies.
+type canonMember struct {
+	name       string
+	start, end int
+}
+
+func (c *canonParser) space() {
+	for c.i < len(c.src) && (c.src[c.i] == ' ' || c.src[c.i] == '\t' || c.src[c.i] == '\n' || c.src[c.i] == '\r') {
+		c.i++
 	}
-	return b, fmt.Errorf("unexpected JSON value %T", v)
+}
+
+// value appends the canonical form of the value at c.i and moves past it.
+func (c *canonParser) value(b []byte) ([]byte, error) {
+	c.space()
+	if c.i >= len(c.src) {
+		return b, errors.New("unexpected end of JSON")
+	}
+	switch ch := c.src[c.i]; {
+	case ch == '{':
+		return c.object(b)
+	case ch == '[':
+		c.i++
+		b = append(b, '[')
+		for n := 0; ; n++ {
+			if c.space(); n == 0 && c.i < len(c.src) && c.src[c.i] == ']' {
+				c.i++
+				return append(b, ']'), nil
+			}
+			if n > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = c.value(b); err != nil {
+				return b, err
+			}
+			if done, err := c.next(']'); err != nil || done {
+				return append(b, ']'), err
+			}
+		}
+	case ch == '"':
+		raw, escaped, err := c.str()
+		if err != nil || !escaped {
+			return append(b, raw...), err
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return b, fmt.Errorf("string at offset %d: %w", c.i, err)
+		}
+		return appendJCSString(b, s), nil
+	case ch == '-' || ch >= '0' && ch <= '9':
+		return b, fmt.Errorf("%w at offset %d", errNumber, c.i)
+	}
+	for _, lit := range []string{"true", "false", "null"} {
+		if bytes.HasPrefix(c.src[c.i:], []byte(lit)) {
+			c.i += len(lit)
+			return append(b, lit...), nil
+		}
+	}
+	return b, fmt.Errorf("invalid JSON at offset %d", c.i)
+}
+
+// object appends the object at c.i with its members in canonical order.
+func (c *canonParser) object(b []byte) ([]byte, error) {
+	c.i++ // '{'
+	var buf [16]canonMember
+	members := buf[:0]
+	for n := 0; ; n++ {
+		if c.space(); n == 0 && c.i < len(c.src) && c.src[c.i] == '}' {
+			c.i++
+			break
+		}
+		c.space()
+		if c.i >= len(c.src) || c.src[c.i] != '"' {
+			return b, fmt.Errorf("member name expected at offset %d", c.i)
+		}
+		raw, escaped, err := c.str()
+		if err != nil {
+			return b, err
+		}
+		name := string(raw[1 : len(raw)-1])
+		if escaped {
+			if err := json.Unmarshal(raw, &name); err != nil {
+				return b, fmt.Errorf("member name at offset %d: %w", c.i, err)
+			}
+		}
+		if _, err := c.next(':'); err != nil {
+			return b, err
+		}
+		c.space()
+		m := canonMember{name: name, start: c.i}
+		if err := c.skip(); err != nil {
+			return b, err
+		}
+		m.end = c.i
+		members = append(members, m)
+		if done, err := c.next('}'); err != nil {
+			return b, err
+		} else if done {
+			break
+		}
+	}
+	slices.SortFunc(members, func(x, y canonMember) int { return compareUTF16(x.name, y.name) })
+	b = append(b, '{')
+	for k, m := range members {
+		if k > 0 {
+			if members[k-1].name == m.name {
+				return b, fmt.Errorf("duplicate member %q", m.name)
+			}
+			b = append(b, ',')
+		}
+		b = appendJCSString(b, m.name)
+		b = append(b, ':')
+		var err error
+		if b, err = appendCanonical(b, c.src[m.start:m.end]); err != nil {
+			return b, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// skip moves past the value at c.i, checking it as value does; strings, the
+// common case, are passed over without being copied.
+func (c *canonParser) skip() error {
+	if c.i < len(c.src) && c.src[c.i] == '"' {
+		_, _, err := c.str()
+		return err
+	}
+	_, err := c.value(nil)
+	return err
+}
+
+// next reads a ',' (false) or the closing byte (true) after an element.
+func (c *canonParser) next(closing byte) (bool, error) {
+	c.space()
+	switch {
+	case c.i < len(c.src) && c.src[c.i] == ',' && closing != ':':
+		c.i++
+		return false, nil
+	case c.i < len(c.src) && c.src[c.i] == closing:
+		c.i++
+		return true, nil
+	}
+	return false, fmt.Errorf("%q expected at offset %d", closing, c.i)
+}
+
+// str returns the string token at c.i, quotes included, and whether it
+// holds escapes. Without escapes its bytes are already RFC 8785's, since a
+// JSON string cannot hold raw control characters.
+func (c *canonParser) str() (raw []byte, escaped bool, err error) {
+	start := c.i
+	for c.i++; c.i < len(c.src); c.i++ {
+		switch ch := c.src[c.i]; {
+		case ch == '\\':
+			escaped = true
+			c.i++
+		case ch == '"':
+			c.i++
+			return c.src[start:c.i], escaped, nil
+		case ch < 0x20:
+			return nil, false, fmt.Errorf("control character in a string at offset %d", c.i)
+		}
+	}
+	return nil, false, errors.New("unterminated string")
 }
 
 // compareUTF16 orders strings by their UTF-16 code units, as RFC 8785 sorts

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -138,5 +139,33 @@ func TestCompareUTF16_SortsSurrogatesBelowHighBMP(t *testing.T) {
 	want := []string{"a", "ab", "b", "😀", "\ue000", "\uffff"}
 	if !slices.Equal(names, want) {
 		t.Errorf("sorted = %q, want %q (UTF-16 order, not UTF-8 byte order)", names, want)
+	}
+}
+
+func TestAppendCanonical(t *testing.T) {
+	cases := []struct{ in, want, wantErr string }{
+		{in: ` { "b" : [ true , null, {"z":"1","a":[]} ] , "a" : {} , "\u00e9":"x"} `, want: `{"a":{},"b":[true,null,{"a":[],"z":"1"}],"é":"x"}`},
+		{in: `"\u003c\/\u2028\ud83d\ude00\t"`, want: `"</` + "\u2028" + `😀\t"`},
+		{in: `{"\ufb01":"1","😀":"2"}`, want: `{"😀":"2","ﬁ":"1"}`},
+		{in: `{"a":"x","a":"y"}`, wantErr: "duplicate member"},
+		{in: `{"a":1.5}`, wantErr: "JSON number"},
+		{in: `{"a":"x"} {}`, wantErr: "data after the value"},
+		{in: `{"a":"x",}`, wantErr: "member name expected"},
+		{in: `["a" "b"]`, wantErr: `']' expected`},
+		{in: `{"a" "b"}`, wantErr: `':' expected`},
+		{in: `"open`, wantErr: "unterminated"},
+		{in: `nul`, wantErr: "invalid JSON"},
+	}
+	for _, tc := range cases {
+		got, err := appendCanonical(nil, []byte(tc.in))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("appendCanonical(%s) error = %v, want one containing %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || string(got) != tc.want {
+			t.Errorf("appendCanonical(%s) = %s, %v; want %s", tc.in, got, err, tc.want)
+		}
 	}
 }
