@@ -110,16 +110,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// TableSpec names a registered v1 table and its sync key column ("" = the primary key's one
-// column besides _sync_scope_id).
-type TableSpec struct {
-	Schema, Table, KeyColumn string
-}
-
-// Registry is the set of registered v1 tables with the type of every column, discovered from
-// the catalogue.
-type Registry struct{}
-
 // Store is the v1 bundle state of all users in one PostgreSQL database. Safe for concurrent use.
 type Store struct {
 	pool   *pgxpool.Pool
@@ -135,33 +125,7 @@ func NewStore(pool *pgxpool.Pool, reg *Registry, cfg Config) *Store {
 }
 
 // Specs returns the registered tables sorted by schema.table, for capabilities.
-func (s *Store) Specs() []TableSpec { return nil }
-
-// Connect resolves POST /sync/connect.
-func (s *Store) Connect(ctx context.Context, c Caller, hasLocalPendingRows bool) (ConnectResult, error) {
-	return ConnectResult{}, errScaffold
-}
-
-// CreatePushSession resolves POST /sync/push-sessions.
-func (s *Store) CreatePushSession(ctx context.Context, c Caller, req CreatePush) (CreatePushResult, error) {
-	return CreatePushResult{}, errScaffold
-}
-
-// StageChunk resolves POST /sync/push-sessions/{push_id}/chunks and returns the session's next
-// expected row ordinal.
-func (s *Store) StageChunk(ctx context.Context, c Caller, pushID string, start int64, rows []PushRow) (int64, error) {
-	return 0, errScaffold
-}
-
-// CommitPush resolves POST /sync/push-sessions/{push_id}/commit.
-func (s *Store) CommitPush(ctx context.Context, c Caller, pushID string) (BundleMeta, error) {
-	return BundleMeta{}, errScaffold
-}
-
-// DeletePushSession resolves DELETE /sync/push-sessions/{push_id}.
-func (s *Store) DeletePushSession(ctx context.Context, c Caller, pushID string) error {
-	return errScaffold
-}
+func (s *Store) Specs() []TableSpec { return s.reg.Specs() }
 
 // CommittedRows resolves GET /sync/committed-bundles/{bundle_seq}/rows; after is -1 when the
 // query has no after_row_ordinal.

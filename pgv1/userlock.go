@@ -197,3 +197,35 @@ func pgCode(err error) string {
 	}
 	return ""
 }
+
+// wrap returns a protocol refusal as is, so the HTTP layer finds it, and wraps any other error
+// with what was being done; nil stays nil.
+func wrap(doing string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// pgMessage returns the primary message of a PostgreSQL error: what went wrong, without the
+// detail lines that may quote whole rows.
+func pgMessage(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Message
+	}
+	return err.Error()
+}
+
+// pgConstraint returns the constraint a PostgreSQL error names, or "".
+func pgConstraint(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.ConstraintName
+	}
+	return ""
+}

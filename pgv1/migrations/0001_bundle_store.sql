@@ -47,7 +47,9 @@ CREATE TABLE sync_v1.push_sessions (
 CREATE INDEX push_sessions_expiry ON sync_v1.push_sessions (expires_at);
 
 -- Staged rows. request_payload is the payload exactly as the client sent it, canonicalised
--- (RFC 8785), for the request hash; apply_payload holds the values PostgreSQL is given.
+-- (RFC 8785), for the request hash; apply_payload holds the values PostgreSQL is given, and
+-- apply_columns their names, sorted and comma-separated, so that a commit groups rows that
+-- one statement can apply. A session stages each (table, key) once.
 CREATE TABLE sync_v1.push_rows (
     push_id          uuid   NOT NULL REFERENCES sync_v1.push_sessions ON DELETE CASCADE,
     row_ordinal      bigint NOT NULL,
@@ -58,7 +60,9 @@ CREATE TABLE sync_v1.push_rows (
     base_row_version bigint NOT NULL,
     request_payload  text,
     apply_payload    jsonb,
-    PRIMARY KEY (push_id, row_ordinal)
+    apply_columns    text,
+    PRIMARY KEY (push_id, row_ordinal),
+    CONSTRAINT push_rows_one_per_key UNIQUE (push_id, schema_name, table_name, key_value)
 );
 
 -- Committed bundles. byte_count is the length of the bundle hash's canonical input.
