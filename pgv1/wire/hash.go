@@ -27,7 +27,7 @@ type HashRow struct {
 // {"base_row_version","key","op","payload","row_ordinal","schema","table"} objects, with
 // Version as base_row_version and the row's position as row_ordinal.
 func RequestHash(rows []HashRow) string {
-	h := newHashInput()
+	h := newHashInput(rows)
 	for i := range rows {
 		r := &rows[i]
 		h.separator(i)
@@ -47,7 +47,7 @@ func RequestHash(rows []HashRow) string {
 // {"key","op","payload","row_ordinal","row_version","schema","table"} with Version as
 // row_version. Payloads must be the wire payloads every read of the bundle serves.
 func BundleHash(rows []HashRow) (hash string, size int64) {
-	h := newHashInput()
+	h := newHashInput(rows)
 	for i := range rows {
 		r := &rows[i]
 		h.separator(i)
@@ -81,8 +81,23 @@ type hashInput struct {
 	size int64
 }
 
-func newHashInput() *hashInput {
-	h := &hashInput{sha: sha256.New(), buf: make([]byte, 0, hashFlushSize+4096)}
+// rowOverhead bounds the bytes a hash row adds to its key, payload, schema and table: member
+// names, punctuation, two decimal numbers and the op.
+const rowOverhead = 128
+
+// newHashInput sizes the buffer for the whole input of a small bundle, and for one flush plus a
+// row of a large one.
+func newHashInput(rows []HashRow) *hashInput {
+	want := 2
+	for i := range rows {
+		r := &rows[i]
+		want += len(r.Key) + len(r.Payload) + len(r.Schema) + len(r.Table) + rowOverhead
+		if want > hashFlushSize {
+			want = hashFlushSize + len(r.Key) + len(r.Payload) + len(r.Schema) + len(r.Table) + rowOverhead
+			break
+		}
+	}
+	h := &hashInput{sha: sha256.New(), buf: make([]byte, 0, want)}
 	h.buf = append(h.buf, '[')
 	return h
 }

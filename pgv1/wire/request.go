@@ -46,11 +46,11 @@ func valueError(category, message string) error {
 	return &ValueError{Category: category, Message: message}
 }
 
-// Literal tokens RequestValue hands on.
+// Literal tokens RequestValue hands on, boxed once so returning them allocates nothing.
 var (
-	jsonNull  = json.RawMessage("null")
-	jsonTrue  = json.RawMessage("true")
-	jsonFalse = json.RawMessage("false")
+	jsonNull  any = json.RawMessage("null")
+	jsonTrue  any = json.RawMessage("true")
+	jsonFalse any = json.RawMessage("false")
 )
 
 // RequestValue checks one payload value of a column of kind k as the client sent it, by the rules
