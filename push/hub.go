@@ -121,6 +121,15 @@ func (s *Subscription) Next() (seq int64, since time.Time, ok bool) {
 	return s.want, since, true
 }
 
+// Pending reports whether there is something to tell the device, without marking it told: a
+// session that may not write yet leaves it in the hub, where later advances replace it.
+func (s *Subscription) Pending() bool {
+	sh := s.hub.shard(s.user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return s.want > s.told
+}
+
 // Ack records that the device has seen everything up to seq (it moved its cursor), so nothing
 // up to seq needs telling any more.
 func (s *Subscription) Ack(seq int64) {

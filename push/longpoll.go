@@ -16,10 +16,11 @@ type LongPollRequest struct {
 }
 
 // LongPoll runs poll, and again each time the user's stream moves past req.After, until poll
-// reports that it has something to answer or the client goes. When req.Wait elapses or the
-// service shuts down it polls a last time, so that the caller answers exactly what a plain
-// download would. The hub subscription is in place before the first poll reads the database,
-// so a commit between a poll and the wait cannot be slept through.
+// reports that it has something to answer or the client goes. When req.Wait elapses, the
+// peer's token expires or the service shuts down it polls a last time, so that the caller
+// answers exactly what a plain download would; a held answer never outlives its token. The
+// hub subscription is in place before the first poll reads the database, so a commit between
+// a poll and the wait cannot be slept through.
 func (s *Service) LongPoll(ctx context.Context, req LongPollRequest, poll func(ctx context.Context) (done bool, err error)) error {
 	defer req.Ticket.Release()
 	end := make(chan struct{})
@@ -34,7 +35,11 @@ func (s *Service) LongPoll(ctx context.Context, req LongPollRequest, poll func(c
 	sub := s.hub.Subscribe(SubscribeOptions{User: req.Peer.User, Source: req.Peer.Source, Schema: req.Schema,
 		After: req.After, Wake: func() { signal(wake) }})
 	defer sub.Close()
-	deadline := time.NewTimer(req.Wait)
+	wait := req.Wait
+	if !req.Peer.Expires.IsZero() {
+		wait = min(wait, time.Until(req.Peer.Expires))
+	}
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
 		done, err := poll(ctx)

@@ -8,6 +8,7 @@ type metrics struct {
 	sent        *prometheus.CounterVec   // notifications written, by transport
 	coalesced   *prometheus.CounterVec   // wakes folded into a notification already pending, by transport
 	refused     *prometheus.CounterVec   // sessions refused by a cap, by cap
+	stalled     *prometheus.CounterVec   // sessions ended because their peer stopped reading, by transport
 	lag         *prometheus.HistogramVec // commit announced → notification written, by transport
 }
 
@@ -21,6 +22,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Advances that found a notification of the same connection already pending and joined it, by transport."}, []string{"transport"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsesync_push_connections_refused_total",
 			Help: "Sessions refused because a connection cap was full, by cap (user, node)."}, []string{"cap"}),
+		stalled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsesync_push_stalled_total",
+			Help: "Sessions ended because their peer took no bytes for the write timeout while a notification waited, by transport."}, []string{"transport"}),
 		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pulsesync_push_lag_seconds",
 			Help:    "Time from a commit's announcement to the notification written to a device.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"transport"}),
@@ -28,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.sent, m.coalesced, m.refused, m.lag} {
+	for _, c := range []prometheus.Collector{m.connections, m.sent, m.coalesced, m.refused, m.stalled, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

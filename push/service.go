@@ -23,9 +23,12 @@ type Config struct {
 	// nil = nothing to do (a single node).
 	Watch func(ctx context.Context, user string) error
 
-	Heartbeat    time.Duration // WebSocket ping and SSE comment interval, told to clients; 0 = 25 s
-	PongTimeout  time.Duration // an unanswered ping drops the peer after this; 0 = 10 s
-	WriteTimeout time.Duration // a frame not written in this time drops the peer; 0 = 10 s
+	Heartbeat   time.Duration // WebSocket ping and SSE comment interval, told to clients; 0 = 25 s
+	PongTimeout time.Duration // an unanswered ping drops the peer after this; 0 = 10 s
+	// WriteTimeout is how long a peer may go without taking bytes: a frame not written in this
+	// time, or a notification held back this long because the peer has not acknowledged the
+	// previous frame, ends the session; 0 = 10 s.
+	WriteTimeout time.Duration
 	AuthTimeout  time.Duration // how long a WebSocket may take to send its auth message; 0 = 5 s
 	MaxPerUser   int           // live sessions of one user; 0 = 100
 	MaxPerNode   int           // live sessions of this node; 0 = 200,000
@@ -196,6 +199,11 @@ func (s *Service) subscribe(ctx context.Context, o SubscribeOptions) (*Subscript
 	}
 	s.hub.Advance(sequencer.Advance{User: o.User, Seq: seq})
 	return sub, seq, nil
+}
+
+// observeStalled records a session ended because its peer stopped reading.
+func (s *Service) observeStalled(transport string) {
+	s.metrics.stalled.WithLabelValues(transport).Inc()
 }
 
 // observeSent records one notification written to a device.

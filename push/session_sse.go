@@ -44,9 +44,11 @@ var V0Frames = &SSEFrames{
 }
 
 // ServeSSE streams the push protocol's frames as Server-Sent Events until the client goes, its
-// token expires or the service shuts down. Each changes event carries id: seq, so a browser's
-// automatic reconnect resumes with Last-Event-ID. It returns an error, having written nothing,
-// when the session cannot start; the caller answers it.
+// token expires, it stops reading for WriteTimeout while a notification waits (see drainGate)
+// or the service shuts down. Each changes event carries id: seq, so a browser's automatic
+// reconnect resumes with Last-Event-ID. Whatever ends the stream ends the response and, on
+// HTTP/1, its connection: the client sees the end and reconnects. It returns an error, having
+// written nothing, when the session cannot start; the caller answers it.
 func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request, req SSERequest) error {
 	defer req.Ticket.Release()
 	ctx := r.Context()
@@ -72,7 +74,16 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request, req SSEReques
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx and friends must not hold events back
+	if r.ProtoMajor == 1 {
+		// A stream's connection is not worth keeping for another request, and closing it makes
+		// the end plain to any client or proxy, whether it frames the body by chunks or by EOF.
+		h.Set("Connection", "close")
+	}
 	rc := http.NewResponseController(w)
+	// net/http writes the end of the chunked body after the handler returns: it gets a fresh
+	// deadline, or a stream quiet for longer than WriteTimeout would end in a failed write
+	// instead of a clean end.
+	defer func() { _ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)) }()
 	send := func(event []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		if _, err := w.Write(event); err != nil {
@@ -99,6 +110,45 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request, req SSEReques
 	}
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
+
+	gate := newDrainGate(connOf(r))
+	var drained *time.Timer // brings the next look at an undrained socket; nil until first needed
+	defer func() {
+		if drained != nil {
+			drained.Stop()
+		}
+	}()
+	var lookAgain <-chan time.Time // drained's channel while it is set
+	// notify writes the pending notification once the socket has drained. It reports false
+	// when the stream must end: the write failed, or the client stalled.
+	notify := func() bool {
+		if lookAgain != nil || !sub.Pending() {
+			return true
+		}
+		wait, stalled := gate.check(s.cfg.WriteTimeout)
+		switch {
+		case stalled:
+			s.observeStalled("sse")
+			return false
+		case wait > 0:
+			if drained == nil {
+				drained = time.NewTimer(wait)
+			} else {
+				drained.Reset(wait)
+			}
+			lookAgain = drained.C
+			return true
+		}
+		seq, since, ok := sub.Next()
+		if !ok {
+			return true
+		}
+		if !send(frames.Changes(seq)) {
+			return false
+		}
+		s.observeSent("sse", since)
+		return true
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -108,18 +158,25 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request, req SSEReques
 		case <-expired:
 			return nil // the client reconnects with a fresh token
 		case <-heartbeat.C:
-			if !send(frames.Heartbeat) {
+			// Behind bytes the client has not taken, a heartbeat would only queue; it counts
+			// towards a stall like a notification.
+			wait, stalled := gate.check(s.cfg.WriteTimeout)
+			if stalled {
+				s.observeStalled("sse")
+				return nil
+			}
+			if wait == 0 && !send(frames.Heartbeat) {
+				return nil
+			}
+		case <-lookAgain:
+			lookAgain = nil
+			if !notify() {
 				return nil
 			}
 		case <-wake:
-			seq, since, ok := sub.Next()
-			if !ok {
-				continue
-			}
-			if !send(frames.Changes(seq)) {
+			if !notify() {
 				return nil
 			}
-			s.observeSent("sse", since)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -18,6 +19,10 @@ const (
 	CloseForbidden    = websocket.StatusCode(4003) // no valid token
 	CloseRestart      = websocket.StatusServiceRestart
 	CloseTryLater     = websocket.StatusTryAgainLater // a connection cap is full
+	// CloseStalled ends a session whose peer took no bytes for WriteTimeout while a
+	// notification waited: the frame is queued behind what the peer has not read, so it sees
+	// the code once it reads again, and reconnects.
+	CloseStalled = websocket.StatusCode(4008)
 )
 
 // Peer is the authenticated device behind a session.
@@ -66,7 +71,7 @@ func (s *Service) ServeWS(w http.ResponseWriter, r *http.Request, req WSRequest)
 		return
 	}
 	conn.SetReadLimit(maxClientMessage)
-	ws := &wsSession{svc: s, conn: conn, socket: socket, req: req}
+	ws := &wsSession{svc: s, conn: conn, socket: socket, req: req, gate: newDrainGate(socket.Conn)}
 	// The session's context is not the request's: that one keeps the request, its headers and
 	// the router's state alive for as long as the connection lasts. The request's goroutine,
 	// deep in the router's frames, ends when start returns.
@@ -88,8 +93,9 @@ type wsSession struct {
 	sub   *Subscription
 	watch *watch      // nil when the socket cannot rest: then one goroutine reads for its life
 	timer *time.Timer // the next heartbeat, or the token's expiry if that comes first
+	gate  drainGate   // the writer's: at most one notification in flight
 
-	writing atomic.Bool // a writer goroutine is running
+	writing atomic.Bool // a writer goroutine, or a timer waiting for the socket to drain, holds the writer's role
 	dirty   atomic.Bool // something arrived since the writer last looked
 	ready   atomic.Bool // the ready frame is out: notifications may follow
 
@@ -161,6 +167,10 @@ func (ws *wsSession) authenticate(ctx context.Context) bool {
 		ws.refuse(CloseForbidden, "auth message required")
 		return false
 	}
+	if typ == websocket.MessageText && !utf8.Valid(data) {
+		ws.refuse(websocket.StatusInvalidFramePayloadData, "text message is not UTF-8")
+		return false
+	}
 	m, err := parseClientMessage(data)
 	if typ != websocket.MessageText || err != nil || m.Type != "auth" || m.Token == "" {
 		ws.refuse(CloseForbidden, "auth message required")
@@ -186,7 +196,8 @@ func (ws *wsSession) authenticate(ctx context.Context) bool {
 
 // readAvailable reads the client's messages until the client rests between messages (then the
 // watch brings the next bytes) or the connection ends (then the session ends). Reading is also
-// what processes the peer's pongs and close frames.
+// what processes the peer's pongs and close frames. A text message that is not UTF-8 closes
+// the session with 1007 (RFC 6455 §8.1).
 func (ws *wsSession) readAvailable() {
 	for {
 		typ, data, err := ws.conn.Read(context.Background())
@@ -202,6 +213,10 @@ func (ws *wsSession) readAvailable() {
 		}
 		if typ != websocket.MessageText {
 			continue
+		}
+		if !utf8.Valid(data) {
+			ws.close(websocket.StatusInvalidFramePayloadData, "text message is not UTF-8")
+			return
 		}
 		if m, err := parseClientMessage(data); err == nil && m.Type == "ack" && m.Seq > 0 {
 			ws.sub.Ack(m.Seq)
@@ -223,16 +238,30 @@ func (ws *wsSession) wake() {
 	}
 }
 
-// flush writes the newest seq until nothing is pending, then exits.
+// flush writes the newest seq until nothing is pending, then exits. It writes only once the
+// socket has drained (see drainGate); until then the news stays in the hub and a timer holds
+// the writer's role, looking again until the socket drains or the peer counts as stalled.
 func (ws *wsSession) flush() {
 	for {
 		ws.dirty.Store(false)
-		if seq, since, ok := ws.sub.Next(); ok {
-			if !ws.write(context.Background(), changesFrame(seq)) {
-				ws.writing.Store(false)
+		if ws.sub.Pending() {
+			wait, stalled := ws.gate.check(ws.svc.cfg.WriteTimeout)
+			switch {
+			case stalled:
+				ws.svc.observeStalled("ws")
+				ws.close(CloseStalled, "reader stalled")
+				return // the role stays taken: nothing more is written
+			case wait > 0:
+				time.AfterFunc(wait, ws.flush)
 				return
 			}
-			ws.svc.observeSent("ws", since)
+			if seq, since, ok := ws.sub.Next(); ok {
+				if !ws.write(context.Background(), changesFrame(seq)) {
+					ws.writing.Store(false)
+					return
+				}
+				ws.svc.observeSent("ws", since)
+			}
 		}
 		ws.writing.Store(false)
 		if !ws.dirty.Load() || !ws.writing.CompareAndSwap(false, true) {

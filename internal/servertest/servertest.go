@@ -145,6 +145,7 @@ func New(t testing.TB, opts Options) *Server {
 	t.Cleanup(n.Close)
 	ts := httptest.NewUnstartedServer(n.Handler())
 	ts.Config.RegisterOnShutdown(n.Shutdown)
+	ts.Config.ConnContext = push.ConnContext
 	ts.Start()
 	s := &Server{URL: ts.URL, DatabaseURL: dbURL, Pool: pool, Store: n.Store, Node: n, Secret: secret,
 		Client: ts.Client(), Registry: cfg.Registry, http: ts, t: t}
