@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pulsesync/pulsesync/pgv1"
 )
 
 // knob is one setting of the server: a flag with an environment-variable twin. The variable
@@ -33,6 +35,11 @@ type config struct {
 	logLevel        string
 	shutdownTimeout string
 	debugAddr       string
+	v1Tables        string
+	v1RetainBundles string
+	v1Watch         string
+	v1AppName       string
+	corsOrigins     string
 }
 
 // knobs lists every setting of serve and dev. --help prints them in this order.
@@ -53,6 +60,11 @@ func (c *config) knobs() []knob {
 		{"log-level", "PULSESYNC_LOG_LEVEL", "info", "debug, info, warn or error", &c.logLevel},
 		{"shutdown-timeout", "PULSESYNC_SHUTDOWN_TIMEOUT", "20s", "how long a graceful shutdown waits for in-flight requests", &c.shutdownTimeout},
 		{"debug-addr", "PULSESYNC_DEBUG_ADDR", "", "listen address for Go's /debug/pprof profiles; empty = off (never expose it publicly)", &c.debugAddr},
+		{"v1-tables", "PULSESYNC_V1_TABLES", "", "tables of the v1 bundle protocol, comma-separated schema.table[:key_column]; each needs a _sync_scope_id owner column (docs/operations.md)", &c.v1Tables},
+		{"v1-retain-bundles", "PULSESYNC_V1_RETAIN_BUNDLES", "10000", "v1 bundles kept pullable per user; older history is discarded and clients behind it rebuild from a snapshot", &c.v1RetainBundles},
+		{"v1-watch", "PULSESYNC_V1_WATCH", "true", "serve GET /sync/watch to v1 clients (false: they poll)", &c.v1Watch},
+		{"v1-app-name", "PULSESYNC_V1_APP_NAME", "", "app_name reported to v1 clients by /sync/capabilities", &c.v1AppName},
+		{"cors-origins", "PULSESYNC_CORS_ORIGINS", "", "browser origins allowed on the v1 routes, comma-separated; * = any; empty = no CORS", &c.corsOrigins},
 	}
 }
 
@@ -76,6 +88,10 @@ type settings struct {
 	allowNoExp      bool
 	dbMaxConns      int32
 	shutdownTimeout time.Duration
+	v1Tables        []pgv1.TableSpec
+	v1RetainBundles int64
+	v1Watch         bool
+	corsOrigins     []string
 }
 
 // parse checks every knob and reports the first bad one by its flag and variable.
@@ -102,6 +118,16 @@ func (c config) parse() (settings, error) {
 	if s.shutdownTimeout, err = time.ParseDuration(c.shutdownTimeout); err != nil || s.shutdownTimeout <= 0 {
 		return s, fmt.Errorf("--shutdown-timeout / PULSESYNC_SHUTDOWN_TIMEOUT: %q is not a duration", c.shutdownTimeout)
 	}
+	if s.v1Tables, err = v1TableSpecs(c.v1Tables); err != nil {
+		return s, err
+	}
+	if s.v1RetainBundles, err = strconv.ParseInt(c.v1RetainBundles, 10, 64); err != nil || s.v1RetainBundles < 1 {
+		return s, fmt.Errorf("--v1-retain-bundles / PULSESYNC_V1_RETAIN_BUNDLES: %q is not a positive count", c.v1RetainBundles)
+	}
+	if s.v1Watch, err = strconv.ParseBool(c.v1Watch); err != nil {
+		return s, fmt.Errorf("--v1-watch / PULSESYNC_V1_WATCH: %q is not true or false", c.v1Watch)
+	}
+	s.corsOrigins = splitList(c.corsOrigins)
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return s, err
 	}
@@ -110,6 +136,31 @@ func (c config) parse() (settings, error) {
 		s.nodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	return s, nil
+}
+
+// v1TableSpecs parses PULSESYNC_V1_TABLES: schema.table, optionally :key_column.
+func v1TableSpecs(list string) ([]pgv1.TableSpec, error) {
+	var specs []pgv1.TableSpec
+	for _, part := range splitList(list) {
+		name, key, _ := strings.Cut(part, ":")
+		schema, table, ok := strings.Cut(name, ".")
+		if !ok || schema == "" || table == "" || strings.Contains(table, ".") {
+			return nil, fmt.Errorf("--v1-tables / PULSESYNC_V1_TABLES: %q is not schema.table[:key_column]", part)
+		}
+		specs = append(specs, pgv1.TableSpec{Schema: schema, Table: table, KeyColumn: key})
+	}
+	return specs, nil
+}
+
+// splitList splits a comma-separated setting, dropping blanks around and between items.
+func splitList(list string) []string {
+	var items []string
+	for _, part := range strings.Split(list, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			items = append(items, part)
+		}
+	}
+	return items
 }
 
 // parseSize reads a byte count, optionally with a KiB, MiB or GiB suffix.

@@ -24,7 +24,7 @@ const devTokenTTL = 24 * time.Hour
 // /dummy-signin, and ready-to-paste tokens and curl lines.
 func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
-	fs := newFlagSet("dev", "Run a development node: throwaway PostgreSQL (unless DATABASE_URL is set),\ndemo schema business.users/business.posts, dev JWT secret, printed tokens.", stderr)
+	fs := newFlagSet("dev", "Run a development node: throwaway PostgreSQL (unless DATABASE_URL is set),\nv0 demo schema business.users/business.posts, v1 demo schema app.users/app.posts,\ndev JWT secret, printed tokens.", stderr)
 	c.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -39,6 +39,13 @@ func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		s.tables = strings.Join(demo.Tables(), ",")
 		extras.setupSQL = demo.SchemaSQL
 	}
+	if len(s.v1Tables) == 0 {
+		if s.v1Tables, err = v1TableSpecs(strings.Join(demo.V1Tables(), ",")); err != nil {
+			return err
+		}
+		extras.setupSQL += demo.V1SchemaSQL
+	}
+	extras.v1TestRoutes = true
 	if s.jwtSecret == "" && s.jwksURL == "" {
 		s.jwtSecret = demo.Secret
 	}
@@ -115,6 +122,17 @@ websocat -H "Authorization: Bearer $LAPTOP_TOKEN" "%[6]s/sync/ws?after=0"
 
 # a token for any user and device
 curl -s -X POST %[1]s/dummy-signin -d '{"user":"bob","password":"x","device":"tablet"}'
+
+v1 bundle protocol (SQLiteNow 0.7+; docs/protocol-v1.md): base URL %[1]s/, schema "app"
+(app.users(id uuid, name, email, visits int4, active bool), app.posts(id uuid, author_id, title,
+body, score numeric)). The same tokens work (only sub is read); every request names its source
+in the Oversync-Source-ID header (any visible ASCII, e.g. a UUID the app keeps).
+
+curl -s %[1]s/sync/capabilities -H "Authorization: Bearer $PHONE_TOKEN" -H 'Oversync-Source-ID: phone-1'
+curl -s -X POST %[1]s/sync/connect -H "Authorization: Bearer $PHONE_TOKEN" -H 'Oversync-Source-ID: phone-1' \
+  -H 'Content-Type: application/json' -d '{"has_local_pending_rows":false}'
+curl -s "%[1]s/sync/pull?after_bundle_seq=0&max_bundles=1000" -H "Authorization: Bearer $LAPTOP_TOKEN" -H 'Oversync-Source-ID: laptop-1'
+curl -sN "%[1]s/sync/watch?after_bundle_seq=0" -H "Authorization: Bearer $LAPTOP_TOKEN" -H 'Oversync-Source-ID: laptop-1'
 
 `, base, phone, laptop, devTokenTTL, pk, "ws"+strings.TrimPrefix(base, "http"))
 	return err

@@ -14,6 +14,7 @@ import (
 	"github.com/pulsesync/pulsesync/httpapi/auth"
 	"github.com/pulsesync/pulsesync/internal/node"
 	"github.com/pulsesync/pulsesync/pg"
+	"github.com/pulsesync/pulsesync/pgv1"
 )
 
 // nodeExtras are what dev adds to a plain serve.
@@ -21,6 +22,8 @@ type nodeExtras struct {
 	setupSQL  string              // run after migrations, before table discovery
 	devSignIn *httpapi.DevSignIn  // mount /dummy-signin
 	onListen  func(addr net.Addr) // called once the listener is open
+	// v1TestRoutes mounts the v1 conformance suites' unauthenticated test routes.
+	v1TestRoutes bool
 }
 
 // runNode runs one pulsesync node until ctx is cancelled, then shuts it down gracefully: stop
@@ -38,12 +41,12 @@ func runNode(ctx context.Context, s settings, extras nodeExtras, log *slog.Logge
 		return err
 	}
 	defer pool.Close()
-	applied, err := pg.Migrate(ctx, pool)
+	applied, err := migrateAll(ctx, pool)
 	if err != nil {
 		return err
 	}
 	if len(applied) > 0 {
-		log.Info("migrated the sync schema", "applied", strings.Join(applied, ","))
+		log.Info("migrated the sync schemas", "applied", strings.Join(applied, ","))
 	}
 	if extras.setupSQL != "" {
 		if _, err := pool.Exec(ctx, extras.setupSQL); err != nil {
@@ -53,6 +56,9 @@ func runNode(ctx context.Context, s settings, extras nodeExtras, log *slog.Logge
 	n, err := node.New(ctx, node.Config{
 		Pool:         pool,
 		Tables:       names,
+		V1Tables:     s.v1Tables,
+		V1Store:      pgv1.Config{RetainBundles: s.v1RetainBundles},
+		V1:           httpapi.V1Config{AppName: s.v1AppName, Watch: s.v1Watch, AllowedOrigins: s.corsOrigins, TestRoutes: extras.v1TestRoutes},
 		Store:        pg.StoreConfig{MaxPayloadBytes: s.maxPayload, MaxChanges: s.maxChanges},
 		Auth:         auth.Config{Secret: []byte(s.jwtSecret), JWKSURL: s.jwksURL, AllowNoExp: s.allowNoExp},
 		MaxBodyBytes: s.maxBody, DevSignIn: extras.devSignIn,

@@ -19,6 +19,7 @@ import (
 	"github.com/pulsesync/pulsesync/httpapi"
 	"github.com/pulsesync/pulsesync/httpapi/auth"
 	"github.com/pulsesync/pulsesync/pg"
+	"github.com/pulsesync/pulsesync/pgv1"
 	"github.com/pulsesync/pulsesync/push"
 	"github.com/pulsesync/pulsesync/sequencer"
 )
@@ -29,8 +30,16 @@ type Config struct {
 	// Pool is the node's connection pool over a database whose sync schema is migrated. The
 	// node does not close it.
 	Pool *pgxpool.Pool
-	// Tables are the registered business tables, discovered from the catalogue at New.
+	// Tables are the registered business tables of the v0 protocol, discovered from the
+	// catalogue at New.
 	Tables []pg.TableName
+	// V1Tables are the registered tables of the v1 bundle protocol (docs/protocol-v1.md); none
+	// leaves v1 out. At least one of Tables and V1Tables is required.
+	V1Tables []pgv1.TableSpec
+	// V1Store configures the v1 store; its Logger defaults to Logger.
+	V1Store pgv1.Config
+	// V1 configures the v1 routes (watch, CORS, test routes); its Store is set by New.
+	V1 httpapi.V1Config
 	// Store configures the upload limits; its Logger defaults to Logger.
 	Store pg.StoreConfig
 	// Auth configures token verification (a secret and/or a JWKS URL).
@@ -59,19 +68,23 @@ type Config struct {
 // with http.Server.Shutdown) and then Close.
 type Node struct {
 	Store    *pg.Store
+	V1Store  *pgv1.Store // nil without Config.V1Tables
 	Hub      *push.Hub
 	Cluster  *cluster.Node
 	Push     *push.Service
 	Registry *prometheus.Registry
 
 	handler  http.Handler
+	api      *httpapi.Server
 	verifier *auth.Verifier
+	stopWork context.CancelFunc // ends the node's own background work (the v1 sweeper)
+	workDone chan struct{}
 }
 
 // New builds a node and starts its background work (the fan-out's connections and
 // reconciliation). On error everything already started is stopped again.
 func New(ctx context.Context, cfg Config) (n *Node, err error) {
-	if cfg.Pool == nil || len(cfg.Tables) == 0 {
+	if cfg.Pool == nil || len(cfg.Tables)+len(cfg.V1Tables) == 0 {
 		return nil, errors.New("node config: a pool and at least one table are required")
 	}
 	log := cfg.Logger
@@ -116,21 +129,68 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.Push, err = push.NewService(pushCfg); err != nil {
 		return nil, err
 	}
-	api, err := httpapi.New(httpapi.Config{Store: n.Store, Verifier: n.verifier, MaxBodyBytes: cfg.MaxBodyBytes,
-		DevSignIn: cfg.DevSignIn, Logger: log, Registry: registry, Push: n.Push, Fanout: n.Cluster, Watermarks: watermarks})
+	apiCfg := httpapi.Config{Store: n.Store, Verifier: n.verifier, MaxBodyBytes: cfg.MaxBodyBytes,
+		DevSignIn: cfg.DevSignIn, Logger: log, Registry: registry, Push: n.Push, Fanout: n.Cluster, Watermarks: watermarks}
+	if len(cfg.V1Tables) > 0 {
+		if apiCfg.V1, err = n.startV1(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	if n.api, err = httpapi.New(apiCfg); err != nil {
+		return nil, err
+	}
+	n.handler = n.api.Handler()
+	return n, nil
+}
+
+// v1SweepEvery is how often a node removes expired v1 state (snapshot sessions and their rows).
+// Expiry itself is exact at read time; the sweep only frees space.
+const v1SweepEvery = time.Minute
+
+// startV1 discovers the v1 tables (installing their capture triggers), opens the v1 store and
+// starts its sweeper, and returns the routes' configuration.
+func (n *Node) startV1(ctx context.Context, cfg Config, log *slog.Logger) (*httpapi.V1Config, error) {
+	reg, err := pgv1.Discover(ctx, cfg.Pool, cfg.V1Tables)
 	if err != nil {
 		return nil, err
 	}
-	n.handler = api.Handler()
-	return n, nil
+	storeCfg := cfg.V1Store
+	if storeCfg.Logger == nil {
+		storeCfg.Logger = log
+	}
+	n.V1Store = pgv1.NewStore(cfg.Pool, reg, storeCfg)
+	workCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	n.stopWork, n.workDone = stop, make(chan struct{})
+	go func() {
+		defer close(n.workDone)
+		tick := time.NewTicker(v1SweepEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-workCtx.Done():
+				return
+			case <-tick.C:
+				if err := n.V1Store.Sweep(workCtx); err != nil && workCtx.Err() == nil {
+					log.Warn("sweep expired v1 state; retrying at the next round", "err", err)
+				}
+			}
+		}
+	}()
+	v1 := cfg.V1
+	v1.Store = n.V1Store
+	return &v1, nil
 }
 
 // Handler serves the node's HTTP API.
 func (n *Node) Handler() http.Handler { return n.handler }
 
 // Shutdown ends the push sessions: WebSockets close with 1012 so that clients reconnect to
-// another node, streams and long-polls end. Register it with http.Server.RegisterOnShutdown.
+// another node, streams and long-polls end; new v1 operations are refused with 503 while those
+// in flight finish. Register it with http.Server.RegisterOnShutdown.
 func (n *Node) Shutdown() {
+	if n.api != nil {
+		n.api.Shutdown()
+	}
 	if n.Push != nil {
 		n.Push.Shutdown()
 	}
@@ -140,6 +200,10 @@ func (n *Node) Shutdown() {
 // refresh. The pool stays open.
 func (n *Node) Close() {
 	n.Shutdown()
+	if n.stopWork != nil {
+		n.stopWork()
+		<-n.workDone
+	}
 	if n.Cluster != nil {
 		n.Cluster.Close()
 	}
