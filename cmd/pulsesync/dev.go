@@ -40,9 +40,7 @@ func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		extras.setupSQL = demo.SchemaSQL
 	}
 	if len(s.v1Tables) == 0 {
-		if s.v1Tables, err = v1TableSpecs(strings.Join(demo.V1Tables(), ",")); err != nil {
-			return err
-		}
+		s.v1Tables = demo.V1Tables()
 		extras.setupSQL += demo.V1SchemaSQL
 	}
 	extras.v1TestRoutes = true

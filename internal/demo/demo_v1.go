@@ -1,9 +1,13 @@
 package demo
 
+import "github.com/pulsesync/pulsesync/pgv1"
+
 // V1Tables returns the registered demo tables of the v1 bundle protocol, parents first. They
 // live in their own schema: a v1 client syncs exactly one schema, and its tables must not be
 // the v0 demo's.
-func V1Tables() []string { return []string{"app.users", "app.posts"} }
+func V1Tables() []pgv1.TableSpec {
+	return []pgv1.TableSpec{{Schema: "app", Table: "users"}, {Schema: "app", Table: "posts"}}
+}
 
 // V1SchemaSQL creates the v1 demo tables; it is idempotent. Each carries the hidden owner column
 // _sync_scope_id (the user id), a primary key that includes it, and a scope-inclusive,
