@@ -26,6 +26,7 @@ import (
 	"github.com/pulsesync/pulsesync/internal/node"
 	"github.com/pulsesync/pulsesync/internal/pgtest"
 	"github.com/pulsesync/pulsesync/pg"
+	"github.com/pulsesync/pulsesync/pgv1"
 	"github.com/pulsesync/pulsesync/push"
 )
 
@@ -46,7 +47,10 @@ func Template(ctx context.Context, url string) error {
 	if _, err := pg.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	if _, err := pool.Exec(ctx, demo.SchemaSQL); err != nil {
+	if _, err := pgv1.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, demo.SchemaSQL+demo.V1SchemaSQL); err != nil {
 		return fmt.Errorf("create demo tables: %w", err)
 	}
 	return nil
@@ -72,6 +76,9 @@ type Options struct {
 	Push push.Config
 	// NodeID names the node, e.g. in its LISTEN connection's application_name; "" = the test's name.
 	NodeID string
+	// V1 also serves the v1 bundle protocol on the v1 demo tables (app.users, app.posts), with
+	// /sync/watch and the v1 test routes.
+	V1 bool
 	// Logger receives the server's logs; nil means warnings and errors in the test's output.
 	Logger *slog.Logger
 }
@@ -88,6 +95,8 @@ type Server struct {
 	Pool *pgxpool.Pool
 	// Store is the server's store, for checks that bypass HTTP.
 	Store *pg.Store
+	// V1Store is the server's v1 store; nil unless Options.V1.
+	V1Store *pgv1.Store
 	// Node is the whole node, for fault injection (its cluster fan-out, its push service).
 	Node *node.Node
 	// Secret is the HS256 secret the server accepts (demo.Secret).
@@ -138,6 +147,10 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.DevSignIn {
 		cfg.DevSignIn = &httpapi.DevSignIn{Secret: secret}
 	}
+	if opts.V1 {
+		cfg.V1Tables = demo.V1Tables()
+		cfg.V1 = httpapi.V1Config{Watch: true, TestRoutes: true}
+	}
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
@@ -147,7 +160,7 @@ func New(t testing.TB, opts Options) *Server {
 	ts.Config.RegisterOnShutdown(n.Shutdown)
 	ts.Config.ConnContext = push.ConnContext
 	ts.Start()
-	s := &Server{URL: ts.URL, DatabaseURL: dbURL, Pool: pool, Store: n.Store, Node: n, Secret: secret,
+	s := &Server{URL: ts.URL, DatabaseURL: dbURL, Pool: pool, Store: n.Store, V1Store: n.V1Store, Node: n, Secret: secret,
 		Client: ts.Client(), Registry: cfg.Registry, http: ts, t: t}
 	t.Cleanup(s.Stop)
 	return s
