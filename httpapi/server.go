@@ -59,6 +59,8 @@ type Config struct {
 	// Watermarks lets empty polls be answered from memory while they are known current; nil
 	// sends every download to the database.
 	Watermarks *sequencer.Watermarks
+	// V1 mounts the v1 bundle protocol (docs/protocol-v1.md) beside v0; nil leaves it out.
+	V1 *V1Config
 }
 
 // DevSignIn configures the development sign-in endpoint.
@@ -121,6 +123,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	router  chi.Router
+	v1      *v1API    // nil without Config.V1
 	bufs    sync.Pool // *[]byte response buffers of the hand-encoded answers
 }
 
@@ -142,6 +145,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if cfg.V1 != nil {
+		if s.v1, err = newV1API(s, *cfg.V1, registry); err != nil {
+			return nil, err
+		}
+	}
 	s.router = s.routes(registry)
 	return s, nil
 }
@@ -177,6 +185,9 @@ func (s *Server) routes(registry *prometheus.Registry) chi.Router {
 			r.Get("/sync/events", s.events)
 		}
 	})
+	if s.v1 != nil {
+		s.v1.mount(r)
+	}
 	if s.cfg.Push != nil {
 		// Browsers cannot set headers on a WebSocket: the token may come in the first message
 		// instead, so this route checks the header itself when there is one.
