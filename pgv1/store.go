@@ -1,17 +1,11 @@
 package pgv1
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
-
-// errScaffold marks an operation whose implementation has not landed yet. It must not survive
-// into a commit on main.
-var errScaffold = errors.New("pgv1: not implemented yet")
 
 // Config configures a Store; the zero value of every field means its documented default.
 type Config struct {
@@ -116,6 +110,10 @@ type Store struct {
 	reg    *Registry
 	cfg    Config
 	queues userQueues
+	// snapshots admits snapshot builds and chunk reads (snapshot_admission.go).
+	snapshots snapshotWork
+	// counters are the event counts of Status (status.go).
+	counters counters
 }
 
 // NewStore returns a Store over pool for the tables in reg; cfg's zero fields take their
@@ -126,38 +124,3 @@ func NewStore(pool *pgxpool.Pool, reg *Registry, cfg Config) *Store {
 
 // Specs returns the registered tables sorted by schema.table, for capabilities.
 func (s *Store) Specs() []TableSpec { return s.reg.Specs() }
-
-// CommittedRows resolves GET /sync/committed-bundles/{bundle_seq}/rows; after is -1 when the
-// query has no after_row_ordinal.
-func (s *Store) CommittedRows(ctx context.Context, c Caller, bundleSeq, after int64, maxRows int) (CommittedRowsPage, error) {
-	return CommittedRowsPage{}, errScaffold
-}
-
-// Pull resolves GET /sync/pull.
-func (s *Store) Pull(ctx context.Context, c Caller, req PullRequest) (PullPage, error) {
-	return PullPage{}, errScaffold
-}
-
-// CreateSnapshot resolves POST /sync/snapshot-sessions; repl is nil without a replacement.
-func (s *Store) CreateSnapshot(ctx context.Context, c Caller, repl *SourceReplacement) (SnapshotInfo, error) {
-	return SnapshotInfo{}, errScaffold
-}
-
-// SnapshotChunk resolves GET /sync/snapshot-sessions/{snapshot_id}.
-func (s *Store) SnapshotChunk(ctx context.Context, c Caller, snapshotID string, after int64, maxRows int, maxBytes int64) (SnapshotChunk, error) {
-	return SnapshotChunk{}, errScaffold
-}
-
-// DeleteSnapshot resolves DELETE /sync/snapshot-sessions/{snapshot_id}.
-func (s *Store) DeleteSnapshot(ctx context.Context, c Caller, snapshotID string) error {
-	return errScaffold
-}
-
-// CheckWatch answers whether user's scope allows a watch (409 scope_uninitialized /
-// scope_initializing as *Error otherwise).
-func (s *Store) CheckWatch(ctx context.Context, user string) error { return errScaffold }
-
-// LatestBundleSeq returns user's highest committed bundle_seq, 0 when none.
-func (s *Store) LatestBundleSeq(ctx context.Context, user string) (int64, error) {
-	return 0, errScaffold
-}

@@ -106,9 +106,16 @@ CREATE TABLE sync_v1.row_state (
 );
 
 -- Snapshot sessions: every live row of a user frozen at snapshot_bundle_seq. expires_at slides
--- forward as a client reads, never past hard_expires_at; retired marks a DELETEd session until
--- the sweeper removes it.
-CREATE TABLE sync_v1.snapshots (
+-- forward as a client reads, never past hard_expires_at; retired marks a DELETEd session (or one
+-- the per-user cap pushed out), whose expiry is then set to the moment of retirement, so the
+-- sweeper finds every removable session by expires_at.
+--
+-- Both snapshot tables are UNLOGGED: a session is derived data that lives minutes, so its rows
+-- are written without WAL (the build's largest cost otherwise). A crash empties both tables
+-- together; clients then get 404 and build a new snapshot. For the same reason snapshot_rows has
+-- no foreign key (its check per frozen row doubled a build's time): the sweeper deletes a
+-- session's rows itself.
+CREATE UNLOGGED TABLE sync_v1.snapshots (
     snapshot_id         uuid        PRIMARY KEY,
     user_id             text        NOT NULL,
     snapshot_bundle_seq bigint      NOT NULL,
@@ -120,11 +127,12 @@ CREATE TABLE sync_v1.snapshots (
     retired             boolean     NOT NULL DEFAULT false
 );
 CREATE INDEX snapshots_user ON sync_v1.snapshots (user_id);
+CREATE INDEX snapshots_expiry ON sync_v1.snapshots (expires_at);
 
 -- Snapshot rows, 1-based ordinals, each stored as the exact bytes the chunk emits:
 -- {"schema","table","key","row_version","payload"}.
-CREATE TABLE sync_v1.snapshot_rows (
-    snapshot_id uuid   NOT NULL REFERENCES sync_v1.snapshots ON DELETE CASCADE,
+CREATE UNLOGGED TABLE sync_v1.snapshot_rows (
+    snapshot_id uuid   NOT NULL,
     row_ordinal bigint NOT NULL,
     wire        text   NOT NULL,
     byte_count  int    NOT NULL,
