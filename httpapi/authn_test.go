@@ -78,6 +78,11 @@ func TestAuthentication_FailuresAre401JSONOnEveryEndpoint(t *testing.T) {
 		{"numeric sub", "Bearer " + hs(with("sub", 42)), "invalid token"},
 		{"missing did", "Bearer " + hs(with("did", nil)), "invalid token"},
 		{"empty did", "Bearer " + hs(with("did", "")), "invalid token"},
+		{"NUL in sub", "Bearer " + hs(with("sub", "ali\x00ce")), "invalid token"},
+		{"sub of 3000 bytes", "Bearer " + hs(with("sub", strings.Repeat("a", 3000))), "invalid token"},
+		{"control character in did", "Bearer " + hs(with("did", "phone\x1e")), "invalid token"},
+		{"did of 3000 bytes", "Bearer " + hs(with("did", strings.Repeat("d", 3000))), "invalid token"},
+		{"crit header", "Bearer " + critToken(t, srv.Secret, valid()), "invalid token"},
 	}
 	for _, tc := range cases {
 		for _, ep := range authenticatedEndpoints {
@@ -102,6 +107,57 @@ func TestAuthentication_FailuresAre401JSONOnEveryEndpoint(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// critToken signs claims with HS256 and a crit header naming an extension (RFC 7515 §4.1.11).
+func critToken(t *testing.T, secret []byte, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	tok.Header["crit"] = []string{"urn:example:must-understand"}
+	s, err := tok.SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestAuthentication_TwoAuthorizationHeadersAre401: which of two headers counts differs
+// between proxies and servers, so neither is trusted, even when both are valid.
+func TestAuthentication_TwoAuthorizationHeadersAre401(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	alice, mallory := srv.Token("alice", "phone"), srv.Token("mallory", "phone")
+	for _, ep := range authenticatedEndpoints {
+		r := callHeader(t, srv, ep.method, ep.path, ep.body, func(h http.Header) {
+			h.Add("Authorization", "Bearer "+alice)
+			h.Add("Authorization", "Bearer "+mallory)
+		})
+		wantError(t, r, http.StatusUnauthorized, "authentication_failed", "exactly one authorization header allowed")
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/sync/ws?after=0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Add("Authorization", "")
+	req.Header.Add("Authorization", "Bearer "+alice)
+	resp, err := srv.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/sync/ws with two Authorization headers: %d, want 401", resp.StatusCode)
+	}
+}
+
+// TestAuthentication_V0RoutesNeedDid: the verifier accepts a token without did (v1 takes the
+// source from a header), but every v0 route still refuses it with the message it always gave.
+func TestAuthentication_V0RoutesNeedDid(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	token := signToken(t, jwt.SigningMethodHS256, srv.Secret, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	const message = "invalid token: token has invalid claims: token is missing required claim: did claim is required"
+	for _, ep := range authenticatedEndpoints {
+		wantError(t, call(t, srv, ep.method, ep.path, token, ep.body), http.StatusUnauthorized, "authentication_failed", message)
 	}
 }
 

@@ -87,8 +87,8 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	markHeld(r)
 	req := push.WSRequest{After: after, Schema: schema, Authenticate: s.authenticateMessage}
-	if r.Header.Get("Authorization") != "" {
-		id, err := s.identify(r)
+	if headers := r.Header.Values("Authorization"); len(headers) > 1 || len(headers) == 1 && headers[0] != "" {
+		id, err := s.identifyV0(r)
 		if err != nil {
 			unauthorized(w, err)
 			return
@@ -109,6 +109,9 @@ func (s *Server) authenticateMessage(ctx context.Context, token string) (push.Pe
 	id, err := s.cfg.Verifier.Verify(ctx, token)
 	if errors.Is(err, jwt.ErrTokenExpired) {
 		return push.Peer{}, errors.Join(push.ErrTokenExpired, err)
+	}
+	if err == nil {
+		err = id.RequireSource()
 	}
 	if err != nil {
 		return push.Peer{}, err

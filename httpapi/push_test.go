@@ -374,6 +374,9 @@ func TestWS_DeadPeerIsDropped(t *testing.T) {
 // user's other device moves the watermark, and the next poll finds the change.
 func TestEmptyPoll_FromMemoryUntilAChangeCommits(t *testing.T) {
 	srv := servertest.New(t, servertest.Options{})
+	// The cache answers only while the node's advance stream is up; on a loaded machine its
+	// LISTEN connection may still be opening.
+	pushtest.WaitFor(t, srv.Node.Cluster.Healthy)
 	phone := newDevice(srv, "alice", "phone")
 	laptop := newDevice(srv, "alice", "laptop")
 	phone.upload(t, insertBody(1, 2))

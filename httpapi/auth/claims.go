@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -18,11 +19,20 @@ import (
 var (
 	errSubRequired = fmt.Errorf("%w: sub claim is required", jwt.ErrTokenRequiredClaimMissing)
 	errDidRequired = fmt.Errorf("%w: did claim is required", jwt.ErrTokenRequiredClaimMissing)
+	errSubValue    = fmt.Errorf("sub must be at most %d bytes of UTF-8 without control characters", MaxIdentityBytes)
+	errDidValue    = fmt.Errorf("did must be at most %d bytes of UTF-8 without control characters", MaxIdentityBytes)
+	errCrit        = errors.New("crit header names extensions this server does not understand")
 	errSubType     = fmt.Errorf("%w: sub must be a string", jwt.ErrInvalidType)
 	errDidType     = fmt.Errorf("%w: did must be a string", jwt.ErrInvalidType)
 	errExpType     = fmt.Errorf("%w: exp must be a number of seconds", jwt.ErrInvalidType)
 	errNbfType     = fmt.Errorf("%w: nbf must be a number of seconds", jwt.ErrInvalidType)
 )
+
+// MaxIdentityBytes bounds the length of sub and did. Both become keys in the database (an index
+// entry must fit a page, about 2,700 bytes) and echo in logs; real user ids and device ids are
+// UUIDs or short strings, and v1 source ids are capped at 256 bytes too (docs/protocol-v1.md
+// §2.3), so a longer value is a malformed or hostile token, not a real identity.
+const MaxIdentityBytes = 256
 
 // maxDateSeconds bounds exp and nbf so they convert to int64 exactly; beyond it a far-future nbf
 // could wrap around into the past.
@@ -46,10 +56,10 @@ func (c *claims) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	if err := decodeString(raw["sub"], &c.sub, errSubType); err != nil {
+	if err := decodeString(raw["sub"], &c.sub, errSubType, errSubValue); err != nil {
 		return err
 	}
-	if err := decodeString(raw["did"], &c.did, errDidType); err != nil {
+	if err := decodeString(raw["did"], &c.did, errDidType, errDidValue); err != nil {
 		return err
 	}
 	if err := decodeDate(raw["exp"], &c.exp, errExpType); err != nil {
@@ -60,8 +70,9 @@ func (c *claims) UnmarshalJSON(data []byte) error {
 
 // decodeString stores the JSON string in into dst. An absent claim or null leaves dst empty,
 // which Validate then rejects. in is a valid JSON value (the map decode checked it), so a plain
-// string (no escapes, valid UTF-8) is taken as is and only the rest goes through encoding/json.
-func decodeString(in json.RawMessage, dst *string, typeErr error) error {
+// string (no escapes) is taken as is and only the rest goes through encoding/json. Bytes that
+// are not UTF-8 fail with valueErr: encoding/json would quietly replace them with U+FFFD.
+func decodeString(in json.RawMessage, dst *string, typeErr, valueErr error) error {
 	switch {
 	case in == nil || string(in) == "null":
 		return nil
@@ -69,7 +80,10 @@ func decodeString(in json.RawMessage, dst *string, typeErr error) error {
 		return typeErr
 	}
 	body := in[1 : len(in)-1]
-	if !bytes.ContainsRune(body, '\\') && utf8.Valid(body) {
+	if !utf8.Valid(body) {
+		return valueErr
+	}
+	if !bytes.ContainsRune(body, '\\') {
 		*dst = string(body)
 		return nil
 	}
@@ -98,15 +112,34 @@ func decodeDate(in json.RawMessage, dst **jwt.NumericDate, typeErr error) error 
 }
 
 // Validate implements jwt.ClaimsValidator; the parser calls it after the signature and the
-// time claims were checked.
+// time claims were checked. sub is required; did is optional here (v1 takes the source from a
+// header) and required by the v0 routes through Identity.RequireSource. Both, when present, must
+// pass validIdentity.
 func (c *claims) Validate() error {
-	if c.sub == "" {
+	switch {
+	case c.sub == "":
 		return errSubRequired
-	}
-	if c.did == "" {
-		return errDidRequired
+	case !validIdentity(c.sub):
+		return errSubValue
+	case c.did != "" && !validIdentity(c.did):
+		return errDidValue
 	}
 	return nil
+}
+
+// validIdentity reports whether s may name a user or a source: at most MaxIdentityBytes of
+// valid UTF-8 without C0 control characters (U+0000–U+001F) or DEL. PostgreSQL refuses NUL in
+// text, and the v1 store builds keys that start with U+001E, which no identity can then forge.
+func validIdentity(s string) bool {
+	if len(s) > MaxIdentityBytes || !utf8.ValidString(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ { // control characters are single bytes in UTF-8
+		if b := s[i]; b < 0x20 || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // GetExpirationTime implements jwt.Claims.

@@ -78,6 +78,20 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, kid string, c jwt.Map
 	return s
 }
 
+// signWithHeader signs c with HS256 and testSecret, with extra members in the JOSE header.
+func signWithHeader(t *testing.T, header map[string]any, c jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	for k, v := range header {
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(testSecret)
+	if err != nil {
+		t.Fatalf("sign token: %v", err)
+	}
+	return s
+}
+
 // signRawHS256 signs a claims set given as JSON text, for claims jwt.MapClaims cannot express
 // (key order, duplicate names, names differing only in case).
 func signRawHS256(secret []byte, claimsJSON string) string {

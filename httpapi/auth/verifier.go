@@ -25,11 +25,25 @@ var hmacAlgs = []string{"HS256", "HS384", "HS512"}
 // defaultJWKSRefresh is how often the JWKS is fetched when Config.JWKSRefresh is zero.
 const defaultJWKSRefresh = 5 * time.Minute
 
-// Identity is who a valid token speaks for.
+// ErrNoSource is what Identity.RequireSource returns for a token without a did claim. Its
+// message is the one v0 clients have always seen for such a token.
+var ErrNoSource = fmt.Errorf("%w: %w: %w", ErrInvalidToken, jwt.ErrTokenInvalidClaims, errDidRequired)
+
+// Identity is who a valid token speaks for. User and Source are at most MaxIdentityBytes of
+// UTF-8 without control characters.
 type Identity struct {
 	User    string    // claim sub: the user id, verbatim
-	Source  string    // claim did: the device's source id, verbatim
+	Source  string    // claim did: the device's source id, verbatim; "" when the token has none
 	Expires time.Time // claim exp; zero when the token has none (only with Config.AllowNoExp)
+}
+
+// RequireSource returns ErrNoSource when the token named no source (claim did). The v0
+// protocol takes the source from the token; v1 takes it from a header and does not call this.
+func (id Identity) RequireSource() error {
+	if id.Source == "" {
+		return ErrNoSource
+	}
+	return nil
 }
 
 // Config says which keys sign valid tokens. At least one of Secret and JWKSURL must be set; the
@@ -125,8 +139,11 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 }
 
 // Verify checks token's signature and claims and returns whose it is: sub must be a non-empty
-// string, did too, exp (required unless Config.AllowNoExp) in the future and nbf, if present,
-// not in the future. Every error wraps ErrInvalidToken. ctx only bounds the wait for a JWKS
+// string, did a string if present (see Identity.RequireSource), both valid identities (at most
+// MaxIdentityBytes of UTF-8 without control characters), exp (required unless
+// Config.AllowNoExp) in the future and nbf, if present, not in the future. A token whose header
+// has a crit member is refused: it names extensions that must be understood, and this verifier
+// understands none (RFC 7515 §4.1.11). Every error wraps ErrInvalidToken. ctx only bounds the wait for a JWKS
 // refresh triggered by an unknown kid.
 func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	c, err := v.parse(token)
@@ -160,8 +177,12 @@ func (v *Verifier) parse(token string) (*claims, error) {
 }
 
 // key is the jwt.Keyfunc: the parser has already limited alg to the configured families, so
-// only the key source of alg's family is consulted.
+// only the key source of alg's family is consulted. It runs before the signature is checked,
+// which is where the header's crit is refused.
 func (v *Verifier) key(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errCrit
+	}
 	if _, ok := t.Method.(*jwt.SigningMethodHMAC); ok {
 		return v.hmacKey, nil
 	}

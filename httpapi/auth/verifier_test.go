@@ -12,6 +12,7 @@ import (
 
 func TestVerify_HMAC(t *testing.T) {
 	v := newVerifier(t, Config{Secret: testSecret})
+	long256 := strings.Repeat("é", 128) // 256 bytes, 128 characters
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
 	alice := Identity{User: "alice", Source: "device-1a2b3c4d", Expires: exp}
 	with := func(change func(jwt.MapClaims)) jwt.MapClaims {
@@ -52,8 +53,24 @@ func TestVerify_HMAC(t *testing.T) {
 		{"numeric sub", hs256(with(func(c jwt.MapClaims) { c["sub"] = 42 })), Identity{}, jwt.ErrInvalidType},
 		{"upper-case SUB is not sub", signRawHS256(testSecret,
 			fmt.Sprintf(`{"SUB":"alice","did":"device-1a2b3c4d","exp":%d}`, exp.Unix())), Identity{}, jwt.ErrTokenRequiredClaimMissing},
-		{"missing did", hs256(with(func(c jwt.MapClaims) { delete(c, "did") })), Identity{}, jwt.ErrTokenRequiredClaimMissing},
-		{"empty did", hs256(with(func(c jwt.MapClaims) { c["did"] = "" })), Identity{}, jwt.ErrTokenRequiredClaimMissing},
+		{"missing did: no source", hs256(with(func(c jwt.MapClaims) { delete(c, "did") })), Identity{User: "alice", Expires: exp}, nil},
+		{"empty did: no source", hs256(with(func(c jwt.MapClaims) { c["did"] = "" })), Identity{User: "alice", Expires: exp}, nil},
+		{"sub of 256 bytes", hs256(with(func(c jwt.MapClaims) { c["sub"] = long256 })), Identity{User: long256, Source: alice.Source, Expires: exp}, nil},
+		{"non-ASCII sub and did", hs256(with(func(c jwt.MapClaims) { c["sub"], c["did"] = "Zoë", "téléphone" })),
+			Identity{User: "Zoë", Source: "téléphone", Expires: exp}, nil},
+		{"sub of 257 bytes", hs256(with(func(c jwt.MapClaims) { c["sub"] = long256 + "x" })), Identity{}, jwt.ErrTokenInvalidClaims},
+		{"sub of 3000 bytes", hs256(with(func(c jwt.MapClaims) { c["sub"] = strings.Repeat("a", 3000) })), Identity{}, jwt.ErrTokenInvalidClaims},
+		{"NUL in sub", hs256(with(func(c jwt.MapClaims) { c["sub"] = "ali\x00ce" })), Identity{}, jwt.ErrTokenInvalidClaims},
+		{"record separator in sub", hs256(with(func(c jwt.MapClaims) { c["sub"] = "\x1ealice" })), Identity{}, jwt.ErrTokenInvalidClaims},
+		{"DEL in sub", hs256(with(func(c jwt.MapClaims) { c["sub"] = "alice\x7f" })), Identity{}, jwt.ErrTokenInvalidClaims},
+		{"newline in did", hs256(with(func(c jwt.MapClaims) { c["did"] = "phone\n" })), Identity{}, jwt.ErrTokenInvalidClaims},
+		{"NUL in did", hs256(with(func(c jwt.MapClaims) { c["did"] = "\x00" })), Identity{}, jwt.ErrTokenInvalidClaims},
+		{"did of 257 bytes", hs256(with(func(c jwt.MapClaims) { c["did"] = long256 + "x" })), Identity{}, jwt.ErrTokenInvalidClaims},
+		{"invalid UTF-8 in sub", signRawHS256(testSecret, fmt.Sprintf("{\"sub\":\"al\xffice\",\"exp\":%d}", exp.Unix())),
+			Identity{}, jwt.ErrTokenMalformed},
+		{"crit header", signWithHeader(t, map[string]any{"crit": []string{"exp"}, "exp": 1}, validClaims()), Identity{}, jwt.ErrTokenUnverifiable},
+		{"empty crit header", signWithHeader(t, map[string]any{"crit": []string{}}, validClaims()), Identity{}, jwt.ErrTokenUnverifiable},
+		{"crit b64", signWithHeader(t, map[string]any{"crit": []string{"b64"}, "b64": true}, validClaims()), Identity{}, jwt.ErrTokenUnverifiable},
 		{"object did", hs256(with(func(c jwt.MapClaims) { c["did"] = map[string]any{"id": "x"} })), Identity{}, jwt.ErrInvalidType},
 		{"claims not an object", signRawHS256(testSecret, `["alice"]`), Identity{}, jwt.ErrTokenMalformed},
 		{"not a jwt", "not-a-jwt", Identity{}, jwt.ErrTokenMalformed},
@@ -94,8 +111,8 @@ func TestVerify_ErrorMessageForClients(t *testing.T) {
 			"invalid token: token has invalid claims: token is expired"},
 		{"no exp", jwt.MapClaims{"sub": "alice", "did": "d"},
 			"invalid token: token has invalid claims: token is missing required claim: exp claim is required"},
-		{"no did", jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()},
-			"invalid token: token has invalid claims: token is missing required claim: did claim is required"},
+		{"control character in sub", claimsFor("ali\x00ce", "d", time.Now().Add(time.Hour)),
+			"invalid token: token has invalid claims: sub must be at most 256 bytes of UTF-8 without control characters"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +121,24 @@ func TestVerify_ErrorMessageForClients(t *testing.T) {
 				t.Fatalf("Verify error = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestIdentity_RequireSource: a token without did is valid, and the v0 routes refuse it with the
+// message they always gave.
+func TestIdentity_RequireSource(t *testing.T) {
+	v := newVerifier(t, Config{Secret: testSecret})
+	id, err := v.Verify(t.Context(), sign(t, jwt.SigningMethodHS256, testSecret, "",
+		jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}))
+	if err != nil || id.User != "alice" || id.Source != "" {
+		t.Fatalf("Verify token without did = %+v, %v; want alice with no source", id, err)
+	}
+	const want = "invalid token: token has invalid claims: token is missing required claim: did claim is required"
+	if err := id.RequireSource(); !errors.Is(err, ErrInvalidToken) || !errors.Is(err, jwt.ErrTokenRequiredClaimMissing) || err.Error() != want {
+		t.Fatalf("RequireSource = %v, want %q wrapping ErrInvalidToken", err, want)
+	}
+	if err := (Identity{User: "alice", Source: "phone"}).RequireSource(); err != nil {
+		t.Fatalf("RequireSource with a source = %v", err)
 	}
 }
 
