@@ -514,3 +514,35 @@ func TestDeletePushSession(t *testing.T) {
 	exec(t, s, `UPDATE sync_v1.push_sessions SET expires_at = now() - interval '1 second' WHERE push_id = $1`, id)
 	wantCode(t, s.DeletePushSession(ctx, c, id), "push_session_expired")
 }
+
+// Sweep removes expired push sessions of every user with their staged rows, and only those.
+func TestSweep_RemovesExpiredPushSessions(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestStore(t, Config{})
+	ctx := t.Context()
+	rows := []PushRow{usersPushRow("INSERT", uuidA, 0, "x")}
+	var ids []string
+	for _, user := range []string{"u1", "u2", "u3"} {
+		c := Caller{User: user, Source: "a"}
+		initialized(t, s, c)
+		id := createSession(t, s, c, 1, rows, "")
+		if _, err := s.StageChunk(ctx, c, id, 0, rows); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	exec(t, s, `UPDATE sync_v1.push_sessions SET expires_at = now() - interval '1 second' WHERE user_id IN ('u1', 'u2')`)
+	if n, err := s.sweepPushSessions(ctx); err != nil || n != 2 {
+		t.Fatalf("sweep: %d, %v; want 2 sessions removed", n, err)
+	}
+	var sessions, staged int
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM sync_v1.push_sessions), (SELECT count(*) FROM sync_v1.push_rows)`).Scan(&sessions, &staged); err != nil {
+		t.Fatal(err)
+	}
+	if sessions != 1 || staged != 1 {
+		t.Fatalf("%d sessions and %d staged rows left, want the live session's 1 and 1", sessions, staged)
+	}
+	if _, err := s.CommitPush(ctx, Caller{User: "u3", Source: "a"}, ids[2]); err != nil {
+		t.Fatalf("the live session commits: %v", err)
+	}
+}

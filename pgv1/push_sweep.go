@@ -1,0 +1,36 @@
+package pgv1
+
+import (
+	"context"
+	"fmt"
+)
+
+// pushSweepBatch bounds the push sessions one sweep statement removes, so each holds its locks
+// briefly.
+const pushSweepBatch = 100
+
+// sweepPushSessionsSQL removes push sessions past their expiry, by the database clock, with
+// their staged rows, a bounded batch at a time. Sessions a call holds right now are skipped,
+// not waited for: that call judges them itself.
+const sweepPushSessionsSQL = `
+DELETE FROM sync_v1.push_sessions
+WHERE push_id IN (SELECT push_id FROM sync_v1.push_sessions
+                  WHERE expires_at <= now()
+                  LIMIT $1 FOR UPDATE SKIP LOCKED)`
+
+// sweepPushSessions removes every expired push session, of every user, and returns how many.
+// A user's own expired sessions also go when the user next creates one (docs/protocol-v1.md
+// §3.3 step 3); this catches the sessions of users who never come back.
+func (s *Store) sweepPushSessions(ctx context.Context) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, sweepPushSessionsSQL, pushSweepBatch)
+		if err != nil {
+			return total, fmt.Errorf("sweep push sessions: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < pushSweepBatch {
+			return total, nil
+		}
+	}
+}
