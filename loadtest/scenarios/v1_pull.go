@@ -19,12 +19,13 @@ const defaultV1Prefill = 100_000
 // is rows per second), http_req_duration{endpoint:v1_pull} per page, and
 // the checks "v1 pull: reached stable" and "v1 pull: stream not empty".
 type v1PullExec struct {
-	p      Params
-	client *http.Client
-	c      *v1Client
-	rows   *loadtest.Counter
-	stable *loadtest.Rate
-	found  *loadtest.Rate
+	p        Params
+	scenario string
+	client   *http.Client
+	c        *v1Client
+	rows     *loadtest.Counter
+	stable   *loadtest.Rate
+	found    *loadtest.Rate
 }
 
 func newV1PullExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.Exec, error) {
@@ -38,7 +39,7 @@ func newV1PullExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.E
 	client := newClient(nil, env.MaxVUs, p.Timeout.D())
 	m := env.Metrics
 	return &v1PullExec{
-		p: p, client: client, c: newV1Client(p, m, client),
+		p: p, scenario: env.Scenario, client: client, c: newV1Client(p, m, client),
 		rows:   m.Counter("rows_pulled", loadtest.Default, nil),
 		stable: m.Check("v1 pull: reached stable"),
 		found:  m.Check("v1 pull: stream not empty"),
@@ -46,7 +47,9 @@ func newV1PullExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.E
 }
 
 // Setup prefills the users' histories.
-func (x *v1PullExec) Setup(ctx context.Context) error { return v1Prefill(ctx, x.p, x.client) }
+func (x *v1PullExec) Setup(ctx context.Context) error {
+	return v1Prefill(ctx, x.p, x.client, x.scenario)
+}
 
 // Iterate pulls the user's whole history.
 func (x *v1PullExec) Iterate(ctx context.Context, vu *loadtest.VU) error {

@@ -60,14 +60,15 @@ func (u *v1Pusher) push(ctx context.Context, src *v1Source, n int) (v1Push, erro
 }
 
 // v1Prefill commits p.PrefillRows new rows as planned by prefillPlan, one
-// bundle per job from a source of its own, p.PrefillConcurrency at a time.
-// Its traffic is not measured and its bundles are not read back.
-func v1Prefill(ctx context.Context, p Params, client *http.Client) error {
+// bundle per job from a source of its own (named for the scenario, so the
+// prefills of two scenarios never share a source), p.PrefillConcurrency at
+// a time. Its traffic is not measured and its bundles are not read back.
+func v1Prefill(ctx context.Context, p Params, client *http.Client, scenario string) error {
 	if p.PrefillRows == 0 {
 		return nil
 	}
 	c := newV1Client(p, loadtest.NewMetrics(), client)
-	err := runParallel(ctx, p.PrefillConcurrency, prefillPlan(p, "load-v1-prefill"), func(ctx context.Context, j prefillJob) error {
+	err := runParallel(ctx, p.PrefillConcurrency, prefillPlan(p, "load-v1-prefill-"+scenario), func(ctx context.Context, j prefillJob) error {
 		src := newV1Source(p, j.user, j.writer, j.seed)
 		if err := c.attach(ctx, src); err != nil {
 			return err

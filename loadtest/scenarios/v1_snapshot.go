@@ -19,12 +19,13 @@ import (
 // http_req_duration{endpoint:v1_snapshot_create|v1_snapshot_chunk}, and the
 // checks "v1 snapshot: all rows read" and "v1 snapshot: not empty".
 type v1SnapshotExec struct {
-	p      Params
-	client *http.Client
-	c      *v1Client
-	rows   *loadtest.Counter
-	read   *loadtest.Rate
-	found  *loadtest.Rate
+	p        Params
+	scenario string
+	client   *http.Client
+	c        *v1Client
+	rows     *loadtest.Counter
+	read     *loadtest.Rate
+	found    *loadtest.Rate
 }
 
 func newV1SnapshotExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.Exec, error) {
@@ -38,7 +39,7 @@ func newV1SnapshotExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadte
 	client := newClient(nil, env.MaxVUs, p.Timeout.D())
 	m := env.Metrics
 	return &v1SnapshotExec{
-		p: p, client: client, c: newV1Client(p, m, client),
+		p: p, scenario: env.Scenario, client: client, c: newV1Client(p, m, client),
 		rows:  m.Counter("rows_snapshotted", loadtest.Default, nil),
 		read:  m.Check("v1 snapshot: all rows read"),
 		found: m.Check("v1 snapshot: not empty"),
@@ -46,7 +47,9 @@ func newV1SnapshotExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadte
 }
 
 // Setup prefills the users' rows.
-func (x *v1SnapshotExec) Setup(ctx context.Context) error { return v1Prefill(ctx, x.p, x.client) }
+func (x *v1SnapshotExec) Setup(ctx context.Context) error {
+	return v1Prefill(ctx, x.p, x.client, x.scenario)
+}
 
 // Iterate reads one whole snapshot.
 func (x *v1SnapshotExec) Iterate(ctx context.Context, vu *loadtest.VU) error {
