@@ -115,6 +115,7 @@ func (v *v1API) mount(r chi.Router) {
 	r.Get("/syncx/health", v.health)
 	r.Get("/syncx/status", v.status)
 	if v.cfg.TestRoutes {
+		r.Post("/test/retention-floor", v.setRetentionFloor)
 		r.Get("/test/watch-subscribers", v.watchSubscribers)
 	}
 	routes := []struct {
@@ -198,6 +199,9 @@ func (v *v1API) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := v.s.identify(r)
 		if err != nil {
+			if r.ContentLength != 0 { // a body nobody will read is not waited for
+				w.Header().Set("Connection", "close")
+			}
 			unauthorized(w, err)
 			return
 		}
