@@ -41,9 +41,13 @@ func (s *Store) sweepSnapshots(ctx context.Context) (int64, error) {
 	}
 }
 
-// Sweep removes the store's expired state: snapshot sessions past their expiry or retired, with
-// their rows. Run it periodically (every minute or so); it is safe on several nodes at once.
+// Sweep removes the store's expired state: snapshot sessions past their expiry or retired, and
+// push sessions past their expiry, with their rows. Run it periodically (every minute or so);
+// it is safe on several nodes at once.
 func (s *Store) Sweep(ctx context.Context) error {
+	if _, err := s.sweepPushSessions(ctx); err != nil {
+		return err
+	}
 	_, err := s.sweepSnapshots(ctx)
 	return err
 }
