@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pulsesync/pulsesync/pg"
+	"github.com/pulsesync/pulsesync/internal/migrate"
 )
 
 //go:embed migrations/*.sql
@@ -21,11 +21,11 @@ const migrateLockKey = 0x70756c73657631 // "pulsev1"
 // Migrate brings the sync_v1 schema up to date and reports which migrations it applied. It is
 // idempotent and safe when several nodes start at once: they serialise on an advisory lock,
 // and each migration commits together with its record in sync_v1.schema_migrations. The v1
-// store also needs sync.user_seq, which pg.Migrate creates.
+// store also needs sync.user_seq, which the v0 migrations (pg.Migrate) create.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	files, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("read embedded v1 migrations: %w", err)
 	}
-	return pg.MigrateSet(ctx, pool, pg.MigrationSet{Schema: "sync_v1", Files: files, LockKey: migrateLockKey})
+	return migrate.Apply(ctx, pool, migrate.Set{Schema: "sync_v1", Files: files, LockKey: migrateLockKey})
 }
