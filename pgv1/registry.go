@@ -112,6 +112,7 @@ func Discover(ctx context.Context, pool *pgxpool.Pool, specs []TableSpec) (*Regi
 	if len(specs) == 0 {
 		return nil, fmt.Errorf("discover v1 tables: no table registered")
 	}
+	specs = slices.Clone(specs) // normalised below; the caller's slice stays as given
 	schemas := make([]string, len(specs))
 	names := make([]string, len(specs))
 	for i, sp := range specs {
