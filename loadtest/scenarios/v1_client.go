@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pulsesync/pulsesync/loadtest"
@@ -33,6 +34,9 @@ const (
 	// v1CapacityPatience bounds the waits after 429 answers to one snapshot
 	// request, as SQLiteNow's attach path does (§3.9).
 	v1CapacityPatience = 30 * time.Second
+	// v1AttachAttempts bounds the tries of capabilities and connect, which
+	// SQLiteNow retries on 5xx and transport errors (§2.5).
+	v1AttachAttempts = 3
 )
 
 // v1Source is one v1 source of one user: its credential (sub = the user),
@@ -119,15 +123,43 @@ type v1Push struct {
 type v1Client struct {
 	base, schema string
 	ep           map[string]*loadtest.Endpoint
+	connected    *userSet
+}
+
+// userSet is the set of users whose scope some source of this run has
+// connected. A scope needs one connect; every source connecting would only
+// queue them all on the user's lock, which a real client does once per
+// installation.
+type userSet struct {
+	mu    sync.Mutex
+	users map[string]bool
+}
+
+func (s *userSet) has(user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users[user]
+}
+
+func (s *userSet) add(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[user] = true
+}
+
+// v1Connected returns the run's set of connected users, shared by every v1
+// scenario.
+func v1Connected(env *loadtest.Env) *userSet {
+	return env.Shared("scenarios.v1.connected", func() any { return &userSet{users: map[string]bool{}} }).(*userSet)
 }
 
 // v1Ops are the operations, and so the endpoint tags, of v1Client.
 var v1Ops = []string{"capabilities", "connect", "push_create", "push_chunk", "push_commit", "committed_rows",
 	"pull", "snapshot_create", "snapshot_chunk", "snapshot_delete"}
 
-func newV1Client(p Params, m *loadtest.Metrics, client *http.Client) *v1Client {
+func newV1Client(p Params, m *loadtest.Metrics, connected *userSet, client *http.Client) *v1Client {
 	h := loadtest.NewHTTP(m, client)
-	c := &v1Client{base: p.URL, schema: p.Schema, ep: map[string]*loadtest.Endpoint{}}
+	c := &v1Client{base: p.URL, schema: p.Schema, ep: map[string]*loadtest.Endpoint{}, connected: connected}
 	for _, op := range v1Ops {
 		c.ep[op] = h.Endpoint(loadtest.Tags{"endpoint": "v1_" + op})
 	}
@@ -166,10 +198,12 @@ func (c *v1Client) call(ctx context.Context, op string, src *v1Source, method, p
 	return doJSON(c.ep[op], req, out)
 }
 
-// attach checks the server's capabilities (protocol v1, connect lifecycle,
-// src's users table registered with key column id) and connects src without
-// local rows, which initializes an empty scope (§3.1–§3.2). It does so once
-// per source.
+// attach checks the server's capabilities for src (protocol v1, connect
+// lifecycle, the users table registered with key column id, snapshot
+// limits) and, unless a source of this run already did, connects src's
+// user without local rows, which initializes an empty scope (§3.1–§3.2).
+// Both are retried on 5xx and transport errors as SQLiteNow does. It does
+// so once per source.
 func (c *v1Client) attach(ctx context.Context, src *v1Source) error {
 	if src.ready {
 		return nil
@@ -180,7 +214,7 @@ func (c *v1Client) attach(ctx context.Context, src *v1Source) error {
 		Features        map[string]bool `json:"features"`
 		Limits          v1Limits        `json:"bundle_limits"`
 	}
-	if _, err := c.call(ctx, "capabilities", src, http.MethodGet, "/sync/capabilities", nil, &caps); err != nil {
+	if err := c.retried(ctx, "capabilities", src, http.MethodGet, "/sync/capabilities", nil, &caps); err != nil {
 		return err
 	}
 	if caps.ProtocolVersion != "v1" || !caps.Features["connect_lifecycle"] {
@@ -194,17 +228,49 @@ func (c *v1Client) attach(ctx context.Context, src *v1Source) error {
 	if caps.Limits.MaxRowsPerSnapshotChunk <= 0 || caps.Limits.MaxBytesPerSnapshotChunk <= 0 {
 		return errors.New("capabilities: snapshot chunk limits missing or not positive")
 	}
-	var conn struct {
-		Resolution string `json:"resolution"`
-	}
-	if _, err := c.call(ctx, "connect", src, http.MethodPost, "/sync/connect", []byte(`{"has_local_pending_rows":false}`), &conn); err != nil {
-		return err
-	}
-	if conn.Resolution != "initialize_empty" && conn.Resolution != "remote_authoritative" {
-		return fmt.Errorf("connect user %s: resolution %q", src.user(), conn.Resolution)
+	if !c.connected.has(src.user()) {
+		var conn struct {
+			Resolution string `json:"resolution"`
+		}
+		if err := c.retried(ctx, "connect", src, http.MethodPost, "/sync/connect", []byte(`{"has_local_pending_rows":false}`), &conn); err != nil {
+			return err
+		}
+		if conn.Resolution != "initialize_empty" && conn.Resolution != "remote_authoritative" {
+			return fmt.Errorf("connect user %s: resolution %q", src.user(), conn.Resolution)
+		}
+		c.connected.add(src.user())
 	}
 	src.limits, src.ready = caps.Limits, true
 	return nil
+}
+
+// retried is call, tried again after a 5xx answer or a transport error up to
+// v1AttachAttempts times in all, with a jittered backoff from 150 ms
+// growing to 1.5 s (§2.5).
+func (c *v1Client) retried(ctx context.Context, op string, src *v1Source, method, path string, body []byte, out any) error {
+	backoff := 150 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		resp, err := c.call(ctx, op, src, method, path, body, out)
+		if err == nil || attempt == v1AttachAttempts || (resp.Status != 0 && resp.Status < 500) {
+			return err
+		}
+		if !sleepCtx(ctx, backoff/2+rand.N(backoff)) {
+			return err
+		}
+		backoff = min(backoff*3, 1500*time.Millisecond)
+	}
+}
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // push sends src's pending bundle (making one of n rows if none is pending):
@@ -499,12 +565,8 @@ func (c *v1Client) patient(ctx context.Context, op string, src *v1Source, method
 		if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s > 0 {
 			wait = time.Duration(s) * time.Second
 		}
-		t := time.NewTimer(wait + rand.N(wait))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, wait+rand.N(wait)) {
 			return err
-		case <-t.C:
 		}
 	}
 }

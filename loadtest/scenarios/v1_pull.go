@@ -39,7 +39,7 @@ func newV1PullExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.E
 	client := newClient(nil, env.MaxVUs, p.Timeout.D())
 	m := env.Metrics
 	return &v1PullExec{
-		p: p, scenario: env.Scenario, client: client, c: newV1Client(p, m, client),
+		p: p, scenario: env.Scenario, client: client, c: newV1Client(p, m, v1Connected(env), client),
 		rows:   m.Counter("rows_pulled", loadtest.Default, nil),
 		stable: m.Check("v1 pull: reached stable"),
 		found:  m.Check("v1 pull: stream not empty"),
@@ -48,7 +48,7 @@ func newV1PullExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.E
 
 // Setup prefills the users' histories.
 func (x *v1PullExec) Setup(ctx context.Context) error {
-	return v1Prefill(ctx, x.p, x.client, x.scenario)
+	return v1Prefill(ctx, x.p, x.client, x.c.connected, x.scenario)
 }
 
 // Iterate pulls the user's whole history.

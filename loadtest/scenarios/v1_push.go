@@ -24,9 +24,10 @@ type v1Pusher struct {
 	verified  *loadtest.Rate
 }
 
-func newV1Pusher(p Params, m *loadtest.Metrics, client *http.Client) *v1Pusher {
+func newV1Pusher(p Params, env *loadtest.Env, client *http.Client) *v1Pusher {
+	m := env.Metrics
 	return &v1Pusher{
-		c:         newV1Client(p, m, client),
+		c:         newV1Client(p, m, v1Connected(env), client),
 		rows:      m.Counter("rows_committed", loadtest.Default, nil),
 		duration:  m.Trend("bundle_commit_duration", loadtest.Time, nil),
 		committed: m.Check("v1 push: committed"),
@@ -62,12 +63,13 @@ func (u *v1Pusher) push(ctx context.Context, src *v1Source, n int) (v1Push, erro
 // v1Prefill commits p.PrefillRows new rows as planned by prefillPlan, one
 // bundle per job from a source of its own (named for the scenario, so the
 // prefills of two scenarios never share a source), p.PrefillConcurrency at
-// a time. Its traffic is not measured and its bundles are not read back.
-func v1Prefill(ctx context.Context, p Params, client *http.Client, scenario string) error {
+// a time. Its traffic is not measured and its bundles are not read back;
+// the users it connects join the run's connected set.
+func v1Prefill(ctx context.Context, p Params, client *http.Client, connected *userSet, scenario string) error {
 	if p.PrefillRows == 0 {
 		return nil
 	}
-	c := newV1Client(p, loadtest.NewMetrics(), client)
+	c := newV1Client(p, loadtest.NewMetrics(), connected, client)
 	err := runParallel(ctx, p.PrefillConcurrency, prefillPlan(p, "load-v1-prefill-"+scenario), func(ctx context.Context, j prefillJob) error {
 		src := newV1Source(p, j.user, j.writer, j.seed)
 		if err := c.attach(ctx, src); err != nil {
@@ -108,7 +110,7 @@ func newV1PushExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.E
 		return nil, err
 	}
 	client := newClient(nil, env.MaxVUs, p.Timeout.D())
-	return &v1PushExec{p: p, client: client, up: newV1Pusher(p, env.Metrics, client)}, nil
+	return &v1PushExec{p: p, client: client, up: newV1Pusher(p, env, client)}, nil
 }
 
 // Setup does nothing: each source attaches on its first iteration.

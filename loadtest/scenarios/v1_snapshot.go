@@ -39,7 +39,7 @@ func newV1SnapshotExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadte
 	client := newClient(nil, env.MaxVUs, p.Timeout.D())
 	m := env.Metrics
 	return &v1SnapshotExec{
-		p: p, scenario: env.Scenario, client: client, c: newV1Client(p, m, client),
+		p: p, scenario: env.Scenario, client: client, c: newV1Client(p, m, v1Connected(env), client),
 		rows:  m.Counter("rows_snapshotted", loadtest.Default, nil),
 		read:  m.Check("v1 snapshot: all rows read"),
 		found: m.Check("v1 snapshot: not empty"),
@@ -48,7 +48,7 @@ func newV1SnapshotExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadte
 
 // Setup prefills the users' rows.
 func (x *v1SnapshotExec) Setup(ctx context.Context) error {
-	return v1Prefill(ctx, x.p, x.client, x.scenario)
+	return v1Prefill(ctx, x.p, x.client, x.c.connected, x.scenario)
 }
 
 // Iterate reads one whole snapshot.

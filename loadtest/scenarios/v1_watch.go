@@ -43,7 +43,7 @@ func newV1WatchExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.
 	cs := clients(noTimeout, 64)
 	return &v1WatchExec{
 		p: p, env: env, clients: cs,
-		c:        newV1Client(p, env.Metrics, cs[0]),
+		c:        newV1Client(p, env.Metrics, v1Connected(env), cs[0]),
 		board:    sharedBoard(env, p, "watch"),
 		sessions: newSessions(env, "watch"),
 	}, nil
@@ -141,7 +141,7 @@ func newV1WatchUploaderExec(env *loadtest.Env, raw json.RawMessage, o Params) (l
 		return nil, err
 	}
 	client := newClient(nil, env.MaxVUs, p.Timeout.D())
-	return &v1WatchUploaderExec{p: p, client: client, up: newV1Pusher(p, env.Metrics, client), board: sharedBoard(env, p, "watch")}, nil
+	return &v1WatchUploaderExec{p: p, client: client, up: newV1Pusher(p, env, client), board: sharedBoard(env, p, "watch")}, nil
 }
 
 // Setup does nothing.
