@@ -549,3 +549,38 @@ func TestWS_MessagesArrivingInPiecesAreRead(t *testing.T) {
 		t.Fatalf("first frame after acking seq 2: %q, want changes seq 3", f)
 	}
 }
+
+// TestSSE_EndsAtTokenExpiry: the stream never outlives its token; at the expiry the response
+// ends, so a browser's EventSource sees the end and reconnects with a fresh token.
+func TestSSE_EndsAtTokenExpiry(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	token, err := auth.Mint(srv.Secret, "alice", "laptop", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := pushtest.OpenSSE(t, srv.Client, srv.URL, "after=0", token, nil)
+	if f := stream.Read(); f.Type != "ready" {
+		t.Fatalf("first event %+v, want ready", f)
+	}
+	stream.ExpectEnd()
+}
+
+// TestLongPoll_EndsAtTokenExpiry: a long-poll whose token expires before its wait is answered
+// at the expiry, with what a plain download answers.
+func TestLongPoll_EndsAtTokenExpiry(t *testing.T) {
+	srv := servertest.New(t, servertest.Options{})
+	newDevice(srv, "alice", "phone").upload(t, insertBody(1, 2))
+	token, err := auth.Mint(srv.Secret, "alice", "laptop", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	held := call(t, srv, http.MethodGet, "/sync/download?after=2&limit=100&wait=30", token, "")
+	if waited := time.Since(start); waited > 20*time.Second {
+		t.Fatalf("answered after %v, want at the token's expiry, long before wait=30", waited)
+	}
+	plain := call(t, srv, http.MethodGet, "/sync/download?after=2&limit=100", srv.Token("alice", "laptop"), "")
+	if held.status != http.StatusOK || string(held.body) != string(plain.body) {
+		t.Fatalf("held answer %d %s, want the plain answer %s", held.status, held.body, plain.body)
+	}
+}

@@ -6,6 +6,12 @@
 // connection costs the same memory whatever the write rate (invariant I5). A notification is a
 // hint; devices learn the changes themselves through GET /sync/download.
 //
+// Nothing queues in the kernel either: a session writes a notification only once its socket
+// has drained, so a device that stops reading holds at most one frame in the server's send
+// queue while later advances replace the pending one in the hub, and one that stays stalled
+// past WriteTimeout is disconnected (see drain.go). Every stream and long-poll ends at its
+// token's expiry.
+//
 // An idle WebSocket holds no goroutine: between client messages its socket rests in the
 // service's readiness poller (an epoll set, on Linux), which starts a reader when bytes arrive.
 //

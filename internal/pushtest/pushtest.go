@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"runtime/pprof"
@@ -200,7 +199,7 @@ func (s *SSE) read() {
 			_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &f)
 		}
 	}
-	s.done <- errors.Join(sc.Err(), errors.New("stream ended"))
+	s.done <- sc.Err() // nil when the body ended cleanly
 	close(s.events)
 }
 
@@ -210,13 +209,33 @@ func (s *SSE) Read() Frame {
 	select {
 	case f, ok := <-s.events:
 		if !ok {
-			s.t.Fatalf("event stream ended: %v", <-s.done)
+			s.t.Fatalf("event stream ended (read error: %v)", <-s.done)
 		}
 		return f
 	case <-time.After(Wait):
 		s.t.Fatalf("no event within %v", Wait)
 	}
 	return Frame{}
+}
+
+// ExpectEnd reads events until the server ends the stream, failing the test unless the body
+// ends cleanly within Wait.
+func (s *SSE) ExpectEnd() {
+	s.t.Helper()
+	deadline := time.After(Wait)
+	for {
+		select {
+		case _, ok := <-s.events:
+			if !ok {
+				if err := <-s.done; err != nil {
+					s.t.Fatalf("event stream broke off with %v, want a clean end", err)
+				}
+				return
+			}
+		case <-deadline:
+			s.t.Fatalf("event stream still open after %v, want it ended", Wait)
+		}
+	}
 }
 
 // ReadUntil reads events until a changes event reports at least seq, and returns it.
