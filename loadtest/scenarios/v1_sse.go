@@ -14,17 +14,17 @@ import (
 // accepts (docs/protocol-v1.md §3.12).
 const watchLineLimit = 1 << 20
 
-// watchEvent is the data of one "event: bundle" of GET /sync/watch.
+// watchEvent is the data of one "event: bundle" of GET /sync/watch, reduced
+// to what a client checks.
 type watchEvent struct {
-	BundleSeq      int64  `json:"bundle_seq"`
-	SourceID       string `json:"source_id"`
-	SourceBundleID int64  `json:"source_bundle_id"`
+	BundleSeq int64  `json:"bundle_seq"`
+	SourceID  string `json:"source_id"`
 }
 
 // readWatch reads a /sync/watch stream the way SQLiteNow does: comments
 // (heartbeats), id: and retry: lines and events other than "bundle" are
 // ignored, multi-line data is joined, and every bundle event must carry a
-// bundle_seq > 0. It calls onEvent with each event and the time its closing
+// bundle_seq > 0 and, if any, a valid source_id. It calls onEvent with each event and the time its closing
 // blank line was read, and returns nil when the stream ends cleanly, or the
 // first error of the stream or of onEvent.
 func readWatch(r io.Reader, onEvent func(watchEvent, time.Time) error) error {
@@ -76,5 +76,22 @@ func dispatchWatch(typ string, data []byte, onEvent func(watchEvent, time.Time) 
 	if ev.BundleSeq <= 0 {
 		return errors.New("watch event without a positive bundle_seq")
 	}
+	if ev.SourceID != "" && !validSourceID(ev.SourceID) {
+		return fmt.Errorf("watch event with an invalid source_id %q", ev.SourceID)
+	}
 	return onEvent(ev, time.Now())
+}
+
+// validSourceID reports whether s fits the source id grammar of
+// docs/protocol-v1.md §2.3: 1 to 256 bytes of visible ASCII ('!' … '~').
+func validSourceID(s string) bool {
+	if len(s) == 0 || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '!' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

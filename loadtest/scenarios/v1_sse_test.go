@@ -34,6 +34,7 @@ func TestReadWatch_BundleEventsOnly(t *testing.T) {
 func TestReadWatch_RefusesBadEvents(t *testing.T) {
 	cases := map[string]string{
 		"zero seq":      "event: bundle\ndata: {\"bundle_seq\":0}\n\n",
+		"bad source_id": "event: bundle\ndata: {\"bundle_seq\":3,\"source_id\":\"a b\"}\n\n",
 		"not JSON":      "event: bundle\ndata: seq 3\n\n",
 		"line too long": "event: bundle\ndata: " + strings.Repeat("x", watchLineLimit) + "\n\n",
 	}
