@@ -41,6 +41,24 @@ const (
 	opDelete = "DELETE"
 )
 
+// maxIdentifierBytes is PostgreSQL's limit on a name: no registered schema or table is longer,
+// so a longer one fails rules 1 and 2 of §3.5 rather than reaching the registry (rule 3).
+const maxIdentifierBytes = 63
+
+// clip shortens a value an invalid answer echoes to maxIdentifierBytes, cut at a character
+// boundary and marked with "…": an answer echoes a value twice (message and details), and a
+// megabyte-long table name must not come back as two.
+func clip(s string) string {
+	if len(s) <= maxIdentifierBytes {
+		return s
+	}
+	cut := maxIdentifierBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
 // validate applies PROTOCOL.md §3.5 to one change, in the reference's rule order, and reads the
 // foreign-key values of upserts (§3.7). It returns the change, or the reason it is invalid.
 func (s *Store) validate(index int, in *ChangeInput) (*change, *Invalid) {
@@ -49,11 +67,11 @@ func (s *Store) validate(index int, in *ChangeInput) (*change, *Invalid) {
 		schema = "public"
 	}
 	table := strings.ToLower(strings.TrimSpace(in.Table))
-	if !validName(schema) {
-		return nil, badPayload(fmt.Sprintf("bad_payload: invalid schema name %q", schema))
+	if len(schema) > maxIdentifierBytes || !validName(schema) {
+		return nil, badPayload(fmt.Sprintf("bad_payload: invalid schema name %q", clip(schema)))
 	}
-	if !validName(table) {
-		return nil, badPayload(fmt.Sprintf("bad_payload: invalid table name %q", table))
+	if len(table) > maxIdentifierBytes || !validName(table) {
+		return nil, badPayload(fmt.Sprintf("bad_payload: invalid table name %q", clip(table)))
 	}
 	t, ok := s.reg.Lookup(schema, table)
 	if !ok {
@@ -65,11 +83,11 @@ func (s *Store) validate(index int, in *ChangeInput) (*change, *Invalid) {
 	}
 	op := strings.ToUpper(strings.TrimSpace(in.Op))
 	if op != opInsert && op != opUpdate && op != opDelete {
-		return nil, badPayload("invalid operation: " + op)
+		return nil, badPayload("invalid operation: " + clip(op))
 	}
 	pk, ok := ParseUUID(in.PK)
 	if !ok {
-		return nil, badPayload("bad_payload: invalid UUID format: " + in.PK)
+		return nil, badPayload("bad_payload: invalid UUID format: " + clip(in.PK))
 	}
 	c := &change{index: index, scid: in.SourceChangeID, table: t, op: op, pk: pk, base: in.BaseVersion}
 	if op == opDelete {
