@@ -13,6 +13,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pulsesync/pulsesync/internal/natstest"
+	"github.com/pulsesync/pulsesync/internal/pushtest"
 	"github.com/pulsesync/pulsesync/internal/servertest"
 )
 
@@ -49,6 +51,7 @@ func TestRouting_UnknownPathsAndMethodsAreJSON(t *testing.T) {
 
 func TestHealthAndReadiness(t *testing.T) {
 	srv := servertest.New(t, servertest.Options{})
+	pushtest.WaitFor(t, srv.Node.Cluster.Healthy) // the LISTEN connection may still be opening
 	for path, want := range map[string]string{"/health": `{"status":"healthy"}`, "/ready": `{"status":"ready"}`} {
 		r := call(t, srv, http.MethodGet, path, "", "")
 		wantStatus(t, r, http.StatusOK, nil)
@@ -56,6 +59,34 @@ func TestHealthAndReadiness(t *testing.T) {
 			t.Fatalf("%s: %q, want %q", path, r.body, want)
 		}
 	}
+}
+
+// TestReady_503WhileTheFanoutStreamIsDown stops NATS under a node: /health stays up, /ready
+// answers 503 and the node says why once, at warn; with NATS back it is ready again.
+func TestReady_503WhileTheFanoutStreamIsDown(t *testing.T) {
+	nats := natstest.Start(t)
+	var logs lockedBuffer
+	srv := servertest.New(t, servertest.Options{NATSURL: nats.URL(),
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	pushtest.WaitFor(t, srv.Node.Cluster.Healthy)
+	wantStatus(t, call(t, srv, http.MethodGet, "/ready", "", ""), http.StatusOK, nil)
+
+	nats.Stop()
+	pushtest.WaitFor(t, func() bool { return !srv.Node.Cluster.Healthy() })
+	for range 3 {
+		wantError(t, call(t, srv, http.MethodGet, "/ready", "", ""), http.StatusServiceUnavailable, "not_ready", "fan-out stream down")
+	}
+	wantStatus(t, call(t, srv, http.MethodGet, "/health", "", ""), http.StatusOK, nil)
+	all := strings.Join(logs.lines(), "\n")
+	if n := strings.Count(all, "not ready: the fan-out's advance stream is down"); n != 1 {
+		t.Fatalf("the stream going down was logged %d times over 3 probes, want once:\n%s", n, all)
+	}
+
+	if err := nats.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	pushtest.WaitFor(t, srv.Node.Cluster.Healthy)
+	wantStatus(t, call(t, srv, http.MethodGet, "/ready", "", ""), http.StatusOK, nil)
 }
 
 // TestDatabaseGone_AnswersAre5xxJSON closes the store's pool under the running server: liveness

@@ -18,6 +18,8 @@ type requestInfo struct {
 	// held marks a request kept open on purpose (a stream, a long-poll): its duration says
 	// nothing about the server's speed and stays out of the latency histogram.
 	held bool
+	// rc sets the connection's deadlines; nil when it supports none.
+	rc *http.ResponseController
 }
 
 type requestInfoKey struct{}
@@ -28,13 +30,19 @@ func infoOf(ctx context.Context) *requestInfo {
 	return info
 }
 
+// statusClientClosed is nginx's code for a request whose client left before the answer: the
+// error the handler answered is the client's doing, not the server's.
+const statusClientClosed = 499
+
 // unmatchedRoute labels requests no route matched (404, and 405 of unknown methods), so that
 // random paths cannot grow the metrics' label sets.
 const unmatchedRoute = "unmatched"
 
 // observe logs every request and records its metrics once it is answered: method, route
 // pattern, status, duration, user and request id. Successful and client-error answers log at
-// debug level, server errors at warn. Tokens and bodies are never logged.
+// debug level, server errors at warn. An error answered after the client left (the request's
+// context is canceled: it closed the connection) counts as 499, except a 408, where the server
+// gave up on the client. Tokens and bodies are never logged.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -44,8 +52,11 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		next.ServeHTTP(ww, r.WithContext(ctx))
 
 		status := ww.Status()
-		if status == 0 { // the handler wrote nothing: net/http answers 200
+		switch {
+		case status == 0: // the handler wrote nothing: net/http answers 200
 			status = http.StatusOK
+		case status >= http.StatusBadRequest && status != http.StatusRequestTimeout && ctx.Err() != nil:
+			status = statusClientClosed
 		}
 		route := chi.RouteContext(ctx).RoutePattern()
 		if route == "" {

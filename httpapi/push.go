@@ -23,6 +23,9 @@ type Fanout interface {
 	// Watch makes sure the user's advances reach this node from now on; call it before
 	// reading the user's seq from the database.
 	Watch(ctx context.Context, user string) error
+	// Healthy reports whether advances of other nodes reach this node within milliseconds;
+	// while it is false they arrive only through reconciliation, and the node is not ready.
+	Healthy() bool
 }
 
 // maxWait bounds a long-poll's wait=S (DESIGN.md "Push protocol").
@@ -63,13 +66,6 @@ func refuseAdmission(w http.ResponseWriter, err error) {
 	}
 	w.Header().Set("Retry-After", "5")
 	writeError(w, http.StatusTooManyRequests, codeTooManyConnections, err.Error())
-}
-
-// markHeld keeps a request that stays open on purpose out of the latency histogram.
-func markHeld(r *http.Request) {
-	if info := infoOf(r.Context()); info != nil {
-		info.held = true
-	}
 }
 
 func peerOf(id auth.Identity) push.Peer {
@@ -177,6 +173,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, q pg.DownloadQ
 		s.serverError(r, "download failed", err)
 		writeError(w, http.StatusInternalServerError, codeDownloadFailed, "Failed to process download")
 	default:
+		s.armAnswer(r)
 		s.writeEncoded(w, func(b []byte) []byte { return appendDownloadPage(b, &page) })
 	}
 }

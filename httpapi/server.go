@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -59,6 +60,8 @@ type Config struct {
 	// Watermarks lets empty polls be answered from memory while they are known current; nil
 	// sends every download to the database.
 	Watermarks *sequencer.Watermarks
+	// Deadlines bound how slowly a client may send its body and read its answer.
+	Deadlines Deadlines
 	// V1 mounts the v1 bundle protocol (docs/protocol-v1.md) beside v0; nil leaves it out.
 	V1 *V1Config
 }
@@ -89,6 +92,7 @@ func (c Config) withDefaults() Config {
 	if c.Fanout == nil {
 		c.Fanout = loneNode{}
 	}
+	c.Deadlines = c.Deadlines.withDefaults()
 	return c
 }
 
@@ -98,6 +102,7 @@ type loneNode struct{}
 
 func (loneNode) Announce(sequencer.Advance)          {}
 func (loneNode) Watch(context.Context, string) error { return nil }
+func (loneNode) Healthy() bool                       { return true }
 
 func (c Config) validate() error {
 	switch {
@@ -125,6 +130,8 @@ type Server struct {
 	router  chi.Router
 	v1      *v1API    // nil without Config.V1
 	bufs    sync.Pool // *[]byte response buffers of the hand-encoded answers
+	// streamDown remembers that /ready saw the fan-out down, so that it logs the change once.
+	streamDown atomic.Bool
 }
 
 // New checks cfg, registers the server's metrics in cfg.Registry and builds the router. It fails
@@ -158,10 +165,10 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.router }
 
 // routes builds the router. Middleware order, outermost first: request id, observation (log line
-// and metrics, so they see the final status), panic recovery, body cap.
+// and metrics, so they see the final status), panic recovery, deadlines, body cap.
 func (s *Server) routes(registry *prometheus.Registry) chi.Router {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.observe, s.recoverPanics, s.limitBody)
+	r.Use(middleware.RequestID, s.observe, s.recoverPanics, s.deadlines, s.limitBody)
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed(r))
 

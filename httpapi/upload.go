@@ -13,7 +13,8 @@ import (
 // upload serves POST /sync/upload (PROTOCOL.md §3). The body is read whole (it is one
 // transaction anyway), decoded by decodeUpload and handed to the store. Answers: 200 with one
 // status per change; 400 invalid_request for an unparsable body or a request the store refuses
-// as a whole (*pg.RequestError); 413 request_too_large past Config.MaxBodyBytes; 500
+// as a whole (*pg.RequestError); 408 request_timeout for a body slower than Config.Deadlines;
+// 413 request_too_large past Config.MaxBodyBytes; 500
 // upload_failed when the database fails, in which case nothing was applied.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	body, err := s.readBody(r)
@@ -64,12 +65,14 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// refuseBody answers a body that could not be read or decoded: 413 past the size cap, 400
-// otherwise. A body cut short by the client is a 400 as well; the client will not see it.
+// refuseBody answers a body that could not be read or decoded: 408 when it arrived too slowly,
+// 413 past the size cap, 400 otherwise. A body cut short by the client is a 400 as well; the client will not see it.
 func (s *Server) refuseBody(w http.ResponseWriter, r *http.Request, err error) {
 	var tooLarge *http.MaxBytesError
 	var bad *badRequest
 	switch {
+	case bodyTooSlow(err):
+		refuseSlowBody(w)
 	case errors.As(err, &tooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, codeRequestTooLarge,
 			fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))

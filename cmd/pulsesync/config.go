@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ type config struct {
 	v1Watch         string
 	v1AppName       string
 	corsOrigins     string
+	connsPerIP      string
+	connectRate     string
+	limitExempt     string
 }
 
 // knobs lists every setting of serve and dev. --help prints them in this order.
@@ -65,6 +69,9 @@ func (c *config) knobs() []knob {
 		{"v1-watch", "PULSESYNC_V1_WATCH", "true", "serve GET /sync/watch to v1 clients (false: they poll)", &c.v1Watch},
 		{"v1-app-name", "PULSESYNC_V1_APP_NAME", "", "app_name reported to v1 clients by /sync/capabilities", &c.v1AppName},
 		{"cors-origins", "PULSESYNC_CORS_ORIGINS", "", "browser origins allowed on the v1 routes, comma-separated; * = any; empty = no CORS", &c.corsOrigins},
+		{"conns-per-ip", "PULSESYNC_CONNS_PER_IP", "256", "most open connections of one client address (IPv6: /64); -1 = no limit (SECURITY.md)", &c.connsPerIP},
+		{"connect-rate", "PULSESYNC_CONNECT_RATE", "50", "new connections per second one client address may open after a burst of 100; -1 = no limit", &c.connectRate},
+		{"limit-exempt", "PULSESYNC_LIMIT_EXEMPT", "", "client addresses the two limits above skip, comma-separated CIDRs (e.g. your load balancer's)", &c.limitExempt},
 	}
 }
 
@@ -92,6 +99,9 @@ type settings struct {
 	v1RetainBundles int64
 	v1Watch         bool
 	corsOrigins     []string
+	connsPerIP      int
+	connectRate     float64
+	limitExempt     []netip.Prefix
 }
 
 // parse checks every knob and reports the first bad one by its flag and variable.
@@ -128,6 +138,19 @@ func (c config) parse() (settings, error) {
 		return s, fmt.Errorf("--v1-watch / PULSESYNC_V1_WATCH: %q is not true or false", c.v1Watch)
 	}
 	s.corsOrigins = splitList(c.corsOrigins)
+	if s.connsPerIP, err = strconv.Atoi(c.connsPerIP); err != nil || s.connsPerIP == 0 || s.connsPerIP < -1 {
+		return s, fmt.Errorf("--conns-per-ip / PULSESYNC_CONNS_PER_IP: %q is not a positive count or -1", c.connsPerIP)
+	}
+	if s.connectRate, err = strconv.ParseFloat(c.connectRate, 64); err != nil || !(s.connectRate > 0 || s.connectRate == -1) {
+		return s, fmt.Errorf("--connect-rate / PULSESYNC_CONNECT_RATE: %q is not a positive rate or -1", c.connectRate)
+	}
+	for _, cidr := range splitList(c.limitExempt) {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return s, fmt.Errorf("--limit-exempt / PULSESYNC_LIMIT_EXEMPT: %q is not a CIDR", cidr)
+		}
+		s.limitExempt = append(s.limitExempt, p.Masked())
+	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return s, err
 	}

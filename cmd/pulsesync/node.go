@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
-	"time"
 
 	"github.com/pulsesync/pulsesync/httpapi"
 	"github.com/pulsesync/pulsesync/httpapi/auth"
@@ -62,6 +60,7 @@ func runNode(ctx context.Context, s settings, extras nodeExtras, log *slog.Logge
 		Store:        pg.StoreConfig{MaxPayloadBytes: s.maxPayload, MaxChanges: s.maxChanges},
 		Auth:         auth.Config{Secret: []byte(s.jwtSecret), JWKSURL: s.jwksURL, AllowNoExp: s.allowNoExp},
 		MaxBodyBytes: s.maxBody, DevSignIn: extras.devSignIn,
+		HTTP:    node.HTTPConfig{MaxConnsPerIP: s.connsPerIP, ConnectRate: s.connectRate, Exempt: s.limitExempt},
 		NATSURL: s.natsURL, NodeID: s.nodeID, Logger: log,
 	})
 	if err != nil {
@@ -75,12 +74,11 @@ func runNode(ctx context.Context, s settings, extras nodeExtras, log *slog.Logge
 		}
 		defer stopDebug()
 	}
-	ln, err := net.Listen("tcp", s.addr)
+	ln, err := n.Listen(s.addr)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	srv.RegisterOnShutdown(n.Shutdown)
+	srv := n.HTTPServer()
 	fanout := "postgres LISTEN/NOTIFY"
 	if s.natsURL != "" {
 		fanout = "NATS"

@@ -46,6 +46,8 @@ type Config struct {
 	Auth auth.Config
 	// MaxBodyBytes caps request bodies; 0 = httpapi's default.
 	MaxBodyBytes int64
+	// HTTP bounds what one client can hold: connections, header, body and answer times.
+	HTTP HTTPConfig
 	// DevSignIn mounts POST /dummy-signin; nil (the default) leaves it out.
 	DevSignIn *httpapi.DevSignIn
 	// NATSURL selects NATS for the fan-out between nodes; "" selects Postgres LISTEN/NOTIFY.
@@ -64,8 +66,9 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
-// Node is a running pulsesync node. Serve its Handler; on shutdown call Shutdown (before or
-// with http.Server.Shutdown) and then Close.
+// Node is a running pulsesync node. Serve its HTTPServer on a listener from its Listen (or its
+// Handler on a server of your own); on shutdown call Shutdown (HTTPServer's Shutdown does) and
+// then Close.
 type Node struct {
 	Store    *pg.Store
 	V1Store  *pgv1.Store // nil without Config.V1Tables
@@ -77,6 +80,7 @@ type Node struct {
 	handler  http.Handler
 	api      *httpapi.Server
 	verifier *auth.Verifier
+	edge     httpEdge
 	stopWork context.CancelFunc // ends the node's own background work (the v1 sweeper)
 	workDone chan struct{}
 }
@@ -129,8 +133,12 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.Push, err = push.NewService(pushCfg); err != nil {
 		return nil, err
 	}
+	if n.edge, err = newHTTPEdge(cfg.HTTP, log, registry); err != nil {
+		return nil, err
+	}
 	apiCfg := httpapi.Config{Store: n.Store, Verifier: n.verifier, MaxBodyBytes: cfg.MaxBodyBytes,
-		DevSignIn: cfg.DevSignIn, Logger: log, Registry: registry, Push: n.Push, Fanout: n.Cluster, Watermarks: watermarks}
+		DevSignIn: cfg.DevSignIn, Logger: log, Registry: registry, Push: n.Push, Fanout: n.Cluster, Watermarks: watermarks,
+		Deadlines: n.edge.cfg.Deadlines}
 	if len(cfg.V1Tables) > 0 {
 		if apiCfg.V1, err = n.startV1(ctx, cfg, log); err != nil {
 			return nil, err

@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -32,6 +34,9 @@ import (
 
 // setupTimeout bounds everything New does against the database.
 const setupTimeout = 30 * time.Second
+
+// loopback is where every test client connects from.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // tokenTTL is the lifetime of the tokens Server.Token mints: longer than any test.
 const tokenTTL = time.Hour
@@ -79,6 +84,13 @@ type Options struct {
 	// V1 also serves the v1 bundle protocol on the v1 demo tables (app.users, app.posts), with
 	// /sync/watch and the v1 test routes.
 	V1 bool
+	// HTTP bounds what one client can hold, as in production (node.HTTPConfig); the zero
+	// value is production's defaults, except that the per-address limits skip loopback.
+	HTTP node.HTTPConfig
+	// LimitLoopback applies HTTP's per-address limits to loopback clients too. Every test
+	// client connects from 127.0.0.1, so by default they do not: tests that open hundreds of
+	// connections would trip them.
+	LimitLoopback bool
 	// Logger receives the server's logs; nil means warnings and errors in the test's output.
 	Logger *slog.Logger
 }
@@ -143,7 +155,10 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	cfg := node.Config{Pool: pool, Tables: names, Store: opts.StoreConfig, Auth: auth.Config{Secret: secret},
 		MaxBodyBytes: opts.MaxBodyBytes, NATSURL: opts.NATSURL, NodeID: nodeID, ReconcileEvery: opts.ReconcileEvery,
-		Push: opts.Push, Logger: logger, Registry: prometheus.NewRegistry()}
+		Push: opts.Push, HTTP: opts.HTTP, Logger: logger, Registry: prometheus.NewRegistry()}
+	if !opts.LimitLoopback {
+		cfg.HTTP.Exempt = append(slices.Clip(cfg.HTTP.Exempt), loopback...)
+	}
 	if opts.DevSignIn {
 		cfg.DevSignIn = &httpapi.DevSignIn{Secret: secret}
 	}
@@ -156,9 +171,9 @@ func New(t testing.TB, opts Options) *Server {
 		t.Fatalf("servertest: %v", err)
 	}
 	t.Cleanup(n.Close)
-	ts := httptest.NewUnstartedServer(n.Handler())
-	ts.Config.RegisterOnShutdown(n.Shutdown)
-	ts.Config.ConnContext = push.ConnContext
+	ts := httptest.NewUnstartedServer(nil)
+	ts.Config = n.HTTPServer()
+	ts.Listener = n.LimitListener(ts.Listener)
 	ts.Start()
 	s := &Server{URL: ts.URL, DatabaseURL: dbURL, Pool: pool, Store: n.Store, V1Store: n.V1Store, Node: n, Secret: secret,
 		Client: ts.Client(), Registry: cfg.Registry, http: ts, t: t}
