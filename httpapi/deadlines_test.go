@@ -164,3 +164,28 @@ func counter(t *testing.T, srv *servertest.Server, name string, labels map[strin
 	}
 	return 0
 }
+
+// TestDeadlines_HeldRequestsOutliveTheWriteTimeout: the answer deadline bounds ordinary answers
+// only. A WebSocket and an SSE stream still carry a change that commits after it has passed,
+// and a long-poll that waits past it still answers.
+func TestDeadlines_HeldRequestsOutliveTheWriteTimeout(t *testing.T) {
+	const writeTimeout = 200 * time.Millisecond
+	srv := servertest.New(t, servertest.Options{HTTP: node.HTTPConfig{Deadlines: httpapi.Deadlines{WriteTimeout: writeTimeout}}})
+	phone := newDevice(srv, "alice", "phone")
+	ws := pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", "laptop"))
+	ws.Read()
+	sse := pushtest.OpenSSE(t, srv.Client, srv.URL, "after=0", srv.Token("alice", "tablet"), nil)
+	sse.Read()
+	start := time.Now()
+	poll := call(t, srv, http.MethodGet, "/sync/download?after=0&wait=1", srv.Token("alice", "watch"), "")
+	if poll.status != http.StatusOK || time.Since(start) < time.Second {
+		t.Fatalf("long-poll of 1 s: %d %s after %v, want 200 after the wait", poll.status, poll.body, time.Since(start))
+	}
+	seq := *phone.upload(t, insertBody(1, 1)).HighestServerSeq
+	if f := ws.ReadUntil(seq); f.Seq != seq {
+		t.Fatalf("WebSocket after the write timeout: %+v, want changes seq %d", f, seq)
+	}
+	if f := sse.ReadUntil(seq); f.Seq != seq {
+		t.Fatalf("SSE after the write timeout: %+v, want changes seq %d", f, seq)
+	}
+}
