@@ -32,13 +32,18 @@ type commitRow struct {
 }
 
 // stagedForCommitSQL reads a session's staged rows in order, each with its row's current
-// version and tombstone flag.
+// version and tombstone flag. The row states are looked up one key at a time (LATERAL), so the
+// cost follows the bundle's size whatever the user's row count and the tables' statistics: a
+// join the planner is free to turn around read all of a user's row states on every commit.
 const stagedForCommitSQL = `
 SELECT pr.row_ordinal, pr.schema_name, pr.table_name, pr.key_value, pr.op, pr.base_row_version,
        pr.request_payload, coalesce(pr.apply_columns, ''), rs.row_version, coalesce(rs.deleted, false)
 FROM sync_v1.push_rows pr
-LEFT JOIN sync_v1.row_state rs ON rs.user_id = $2 AND rs.schema_name = pr.schema_name
-     AND rs.table_name = pr.table_name AND rs.key_value = pr.key_value
+LEFT JOIN LATERAL (
+    SELECT row_version, deleted FROM sync_v1.row_state
+    WHERE user_id = $2 AND schema_name = pr.schema_name AND table_name = pr.table_name AND key_value = pr.key_value
+    LIMIT 1 -- keeps the subquery a per-row lookup: the planner does not flatten it into a join
+) rs ON true
 WHERE pr.push_id = $1
 ORDER BY pr.row_ordinal`
 
