@@ -79,15 +79,25 @@ RETURNING coalesce(lease_expires_at, now())`
 
 // setScope stores the scope's new state; initID "" drops the lease.
 func (s *Store) setScope(ctx context.Context, tx pgx.Tx, user, state, initID, source string) (time.Time, error) {
+	var expires time.Time
+	if err := tx.QueryRow(ctx, setScopeSQL, s.setScopeArgs(user, state, initID, source)...).Scan(&expires); err != nil {
+		return time.Time{}, fmt.Errorf("set scope state: %w", err)
+	}
+	return expires.UTC(), nil
+}
+
+// queueSetScope queues setScope into batch, for a caller that needs not the lease's expiry.
+func (s *Store) queueSetScope(batch *pgx.Batch, user, state, initID, source string) {
+	batch.Queue(setScopeSQL, s.setScopeArgs(user, state, initID, source)...)
+}
+
+// setScopeArgs are setScopeSQL's arguments.
+func (s *Store) setScopeArgs(user, state, initID, source string) []any {
 	var id, src any
 	if initID != "" {
 		id, src = initID, source
 	}
-	var expires time.Time
-	if err := tx.QueryRow(ctx, setScopeSQL, user, state, id, src, s.cfg.LeaseTTL.Microseconds()).Scan(&expires); err != nil {
-		return time.Time{}, fmt.Errorf("set scope state: %w", err)
-	}
-	return expires.UTC(), nil
+	return []any{user, state, id, src, s.cfg.LeaseTTL.Microseconds()}
 }
 
 // readScope reads user's scope inside tx, which holds the user's lock.

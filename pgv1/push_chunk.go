@@ -232,11 +232,11 @@ const preflightSQL = `SELECT count(*) FROM jsonb_to_recordset($1::jsonb) AS x (%
 
 // StageChunk resolves POST /sync/push-sessions/{push_id}/chunks with the checks of
 // docs/protocol-v1.md §3.4 in order and returns the session's next expected row ordinal. The
-// rows are validated before the user's lock is taken; under it, in one round trip, the session
-// is looked up, the rows already staged at these ordinals are read and the values are cast to
-// their columns' types (the destination preflight); a second round trip stages the rows. A
-// retried chunk whose rows equal those already staged at the same ordinals is answered with the
-// current next ordinal instead of 409 (§6.2 #5).
+// rows are validated before the user's lock is taken; under it, in one round trip with the
+// BEGIN and the lock, the session is looked up, the rows already staged at these ordinals are
+// read and the values are cast to their columns' types (the destination preflight); a second
+// round trip stages the rows and commits. A retried chunk whose rows equal those already staged
+// at the same ordinals is answered with the current next ordinal instead of 409 (§6.2 #5).
 func (s *Store) StageChunk(ctx context.Context, c Caller, pushID string, start int64, rows []PushRow) (int64, error) {
 	if !wire.ValidUUID(pushID) {
 		return 0, errNoSession()
@@ -308,13 +308,8 @@ func (s *Store) StageChunk(ctx context.Context, c Caller, pushID string, start i
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("preflight: %w", err)
 		}
-		if ps.initID != "" {
-			if _, err := s.setScope(ctx, tx, c.User, "initializing", ps.initID, c.Source); err != nil {
-				return err
-			}
-		}
 		next = end
-		return stage(ctx, tx, s, pushID, staged, end, bytesIn)
+		return stage(ctx, tx, s, c, ps, staged, end, bytesIn)
 	})
 	if err != nil {
 		return 0, wrap("stage chunk", err)
@@ -382,8 +377,9 @@ func (s *Store) queuePreflight(batch *pgx.Batch, staged []stagedRow) {
 	}
 }
 
-// stage writes the chunk's rows and advances the session.
-func stage(ctx context.Context, tx pgx.Tx, s *Store, pushID string, staged []stagedRow, end, bytesIn int64) error {
+// stage writes the chunk's rows, advances the session, refreshes a seed push's lease and
+// commits, in one round trip.
+func stage(ctx context.Context, tx pgx.Tx, s *Store, c Caller, ps pushSession, staged []stagedRow, end, bytesIn int64) error {
 	n := len(staged)
 	ords, bases := make([]int64, n), make([]int64, n)
 	schemas, names, keys, ops := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -397,8 +393,12 @@ func stage(ctx context.Context, tx pgx.Tx, s *Store, pushID string, staged []sta
 		}
 	}
 	batch := &pgx.Batch{}
-	batch.Queue(stageRowsSQL, pushID, ords, schemas, names, keys, ops, bases, reqs, applies, cols)
-	batch.Queue(advanceSessionSQL, pushID, end, bytesIn, s.cfg.PushSessionTTL.Microseconds())
+	if ps.initID != "" {
+		s.queueSetScope(batch, c.User, "initializing", ps.initID, c.Source)
+	}
+	batch.Queue(stageRowsSQL, ps.id, ords, schemas, names, keys, ops, bases, reqs, applies, cols)
+	batch.Queue(advanceSessionSQL, ps.id, end, bytesIn, s.cfg.PushSessionTTL.Microseconds())
+	queueCommit(batch)
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		if pgConstraint(err) == "push_rows_one_per_key" {
 			return chunkInvalid("a row of this chunk targets a key an earlier chunk of the session staged")

@@ -58,9 +58,9 @@ func commitInvalid(format string, args ...any) *Error {
 // become the bundle's rows, and the bundle takes the user's next bundle_seq. The caller
 // announces the advance after this returns; nothing is notified from inside the transaction.
 //
-// The commit takes three round trips after the lock: the reads every check needs; the applies,
-// the effects and the payloads of the rows they touched; the writes of the bundle, row states,
-// source watermark, retention and session removal. A business rule PostgreSQL enforces
+// The commit takes three round trips: BEGIN, the lock and the reads every check needs; the
+// applies, the effects and the payloads of the rows they touched; the writes of the bundle, row
+// states, source watermark, retention and session removal, and the COMMIT. A business rule PostgreSQL enforces
 // (unique, foreign key, check, not-null, a trigger raising) is a 400 push_commit_invalid naming
 // the category, never a 500 (§6.2 #4).
 func (s *Store) CommitPush(ctx context.Context, c Caller, pushID string) (BundleMeta, error) {
@@ -127,7 +127,7 @@ func (s *Store) commitLocked(ctx context.Context, tx pgx.Tx, seq *sequencer.Bloc
 	meta := BundleMeta{BundleSeq: bundleSeq, SourceID: c.Source, SourceBundleID: ps.sourceBundleID,
 		RowCount: int64(len(changes)), BundleHash: b.hash, RequestHash: ps.requestHash}
 
-	// Round trip 3: the writes.
+	// Round trip 3: the writes and the COMMIT.
 	batch = &pgx.Batch{}
 	s.queueBundleWrites(batch, c.User, meta, b)
 	batch.Queue(upsertSourceSQL, c.User, c.Source, ps.sourceBundleID)
@@ -138,6 +138,7 @@ func (s *Store) commitLocked(ctx context.Context, tx pgx.Tx, seq *sequencer.Bloc
 	s.queueRetention(batch, c.User, sc.retainedFloor, bundleSeq)
 	batch.Queue(deletePushSessionSQL, pushID)
 	seq.QueueStore(batch)
+	queueCommit(batch)
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return BundleMeta{}, fmt.Errorf("write bundle: %w", err)
 	}

@@ -121,16 +121,17 @@ func (s *Store) CreatePushSession(ctx context.Context, c Caller, req CreatePush)
 		}
 
 		res.PushID, res.PlannedRowCount, res.RequestHash = wire.NewUUID(), req.PlannedRowCount, req.RequestHash
+		// The writes and the COMMIT in one round trip.
+		batch = &pgx.Batch{}
 		var initID any
 		if req.InitializationID != "" {
 			initID = req.InitializationID
-			if _, err := s.setScope(ctx, tx, c.User, "initializing", req.InitializationID, c.Source); err != nil {
-				return err
-			}
+			s.queueSetScope(batch, c.User, "initializing", req.InitializationID, c.Source)
 		}
-		_, err := tx.Exec(ctx, createPushSessionSQL, res.PushID, c.User, c.Source, req.SourceBundleID,
+		batch.Queue(createPushSessionSQL, res.PushID, c.User, c.Source, req.SourceBundleID,
 			req.PlannedRowCount, req.RequestHash, initID, s.cfg.PushSessionTTL.Microseconds())
-		if err != nil {
+		queueCommit(batch)
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			return fmt.Errorf("insert push session: %w", err)
 		}
 		return nil

@@ -109,6 +109,9 @@ const lockSQL = `SELECT set_config('lock_timeout', $1, true), set_config('TimeZo
 // service_unavailable. Callers of other users never wait for this user, and a busy user holds
 // at most one pooled connection of this process.
 //
+// The BEGIN travels with the lock, and fn may end its last batch with the COMMIT
+// (queueCommit), so a call costs no round trip beyond its own statements (usertx.go).
+//
 // fn's error rolls the transaction back and is returned as is. A serialization failure or a
 // deadlock re-runs the whole transaction, at most three times. A COMMIT whose outcome cannot
 // be known (the connection failed rather than PostgreSQL refusing) becomes 503
@@ -148,36 +151,26 @@ func (s *Store) lockedTx(ctx context.Context, user string, deadline time.Time, f
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
+	// BEGIN and the locks in one round trip.
 	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
 	// At least one millisecond: lock_timeout 0 would mean "wait forever".
 	batch.Queue(lockSQL, fmt.Sprintf("%dms", max(time.Until(deadline).Milliseconds(), 1)))
 	seq := sequencer.QueueLock(batch, sequencer.BundleStream(user))
+	tx := &userTx{conn: conn.Conn()}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		if pgCode(err) == "55P03" { // lock_not_available: the bound passed in the database
 			return errBusy()
 		}
 		return fmt.Errorf("lock user: %w", err)
 	}
-	if err := fn(ctx, tx, seq); err != nil {
-		if pgCode(err) == "55P03" {
-			return errBusy()
-		}
-		return err
+	err = fn(ctx, tx, seq)
+	if pgCode(err) == "55P03" {
+		return errBusy()
 	}
-	if err := tx.Commit(ctx); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			return fmt.Errorf("commit: %w", err)
-		}
-		return &Error{Code: "commit_outcome_unknown", Message: "the database connection failed during commit; create the push session again to learn the outcome"}
-	}
-	return nil
+	return tx.finish(ctx, err)
 }
 
 // retryable reports whether PostgreSQL ended a transaction in a way a re-run can cure.
