@@ -230,6 +230,9 @@ func readV1Body(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bo
 	case errors.As(err, &tooLarge):
 		refuse(w, codeRequestTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit))
 		return nil, false
+	case bodyTooSlow(err):
+		refuseSlowBody(w)
+		return nil, false
 	case err != nil:
 		refuse(w, codeInvalidRequest, "could not read the request body")
 		return nil, false

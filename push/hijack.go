@@ -36,8 +36,9 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	// The session's pings watch the peer; TCP keep-alive probes (net/http enables them every
 	// 15 s) would only add a packet and its answer per idle socket and heartbeat.
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetKeepAlive(false)
+	// The listener may wrap the socket (per-address limits), so ask for the method, not the type.
+	if ka, ok := conn.(interface{ SetKeepAlive(bool) error }); ok {
+		_ = ka.SetKeepAlive(false)
 	}
 	rc := newRestingConn(conn, leftover)
 	*w.conn = rc
