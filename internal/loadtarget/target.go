@@ -259,4 +259,3 @@ func (t *Target) Describe() string {
 		"(fsync, synchronous_commit and full_page_writes off)",
 		nodes, strings.Join(t.URLs, ", "), fanout, t.cfg.PoolConns, t.pgVersion, t.cluster.Port())
 }
-
