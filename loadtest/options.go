@@ -35,6 +35,9 @@ type Options struct {
 	Thresholds map[string][]Threshold `json:"thresholds,omitempty"`
 	// Logger receives progress and error lines; nil means slog.Default().
 	Logger *slog.Logger `json:"-"`
+	// Target says what the test runs against (a URL, an embedded deployment and its
+	// settings); the summary repeats it so that a figure never loses its context.
+	Target string `json:"-"`
 
 	// thresholdEvery is how often abortOnFail thresholds are evaluated during
 	// the run; zero means every 2 s as in k6. Only tests shorten it.

@@ -93,11 +93,7 @@ func (s *scenarioRun) rampingVUs(hard, drain context.Context, wg *sync.WaitGroup
 		s.vus.active.Add(int64(st.target - current))
 		current = st.target
 	}
-	var total time.Duration
-	for _, st := range s.cfg.Stages {
-		total += st.Duration.D()
-	}
-	sleep(hard, time.Until(begin.Add(total)))
+	sleep(hard, time.Until(begin.Add(stagesDuration(s.cfg.Stages).D())))
 }
 
 // runSlot runs iterations while the slot is within the target.

@@ -28,6 +28,10 @@ type State struct {
 	TestRunDurationMs float64 `json:"testRunDurationMs"`
 	// Aborted names the abortOnFail threshold that stopped the test early.
 	Aborted string `json:"aborted,omitempty"`
+	// Target is Options.Target: what the test ran against.
+	Target string `json:"target,omitempty"`
+	// Scenarios describes each scenario's executor and shape, by name.
+	Scenarios map[string]string `json:"scenarios,omitempty"`
 }
 
 // MetricSummary holds one series' aggregates.
@@ -93,8 +97,12 @@ func (c *Contains) UnmarshalText(b []byte) error {
 // summary aggregates every series with samples, plus every threshold's selector.
 func (p *plan) summary(elapsed time.Duration, aborted string) Summary {
 	s := Summary{
-		State:   State{TestRunDurationMs: float64(elapsed) / float64(time.Millisecond), Aborted: aborted},
+		State: State{TestRunDurationMs: float64(elapsed) / float64(time.Millisecond), Aborted: aborted,
+			Target: p.opts.Target, Scenarios: map[string]string{}},
 		Metrics: map[string]MetricSummary{},
+	}
+	for _, sr := range p.scenarios {
+		s.State.Scenarios[sr.name] = sr.cfg.describe()
 	}
 	p.metrics.mu.Lock()
 	metrics := make([]*metric, 0, len(p.metrics.byName))

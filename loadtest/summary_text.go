@@ -17,6 +17,7 @@ import (
 // threshold with the value it tested, then notes.
 func (s Summary) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
+	s.writeHeader(bw)
 	s.writeChecks(bw)
 	s.writeMetrics(bw)
 	s.writeThresholds(bw)
@@ -33,6 +34,20 @@ func (s Summary) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintln(bw)
 	return bw.Flush()
+}
+
+// writeHeader says what ran against what, as k6's header does before its summary.
+func (s Summary) writeHeader(w io.Writer) {
+	if s.State.Target != "" {
+		fmt.Fprintf(w, "\n  target: %s\n", s.State.Target)
+	}
+	if len(s.State.Scenarios) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n  scenarios: %d\n", len(s.State.Scenarios))
+	for _, name := range slices.Sorted(maps.Keys(s.State.Scenarios)) {
+		fmt.Fprintf(w, "     * %s: %s\n", name, s.State.Scenarios[name])
+	}
 }
 
 func (s Summary) sortedKeys() []string {

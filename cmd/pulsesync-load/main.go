@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/pulsesync/pulsesync/internal/loadtarget"
 	"github.com/pulsesync/pulsesync/loadtest"
 	"github.com/pulsesync/pulsesync/loadtest/scenarios"
 )
@@ -56,6 +59,9 @@ type cli struct {
 
 	params                     scenarios.Params
 	tokenTTL, timeout, pushTTL time.Duration
+
+	embedded bool
+	nodes    int
 }
 
 // shapeFlags describe a single scenario and make no sense with --config.
@@ -71,7 +77,7 @@ func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
 	fs.Var(&c.thresholds, "threshold", "add a threshold `selector=expr`, e.g. 'http_req_duration{endpoint:upload}=p(99)<50' (repeatable)")
 
-	fs.StringVar(&c.scenario, "scenario", "", "run one scenario without --config: upload, download, poll, idle_ws, push_listener, push_uploader, v1_push, v1_pull, v1_snapshot, v1_watch or v1_watch_uploader (push and watch latency need a listener and an uploader: use --config)")
+	fs.StringVar(&c.scenario, "scenario", "", "run one scenario without --config: upload, download, poll, idle_ws, push_listener, push_uploader, v1_push, v1_pull, v1_snapshot, v1_watch or v1_watch_uploader; or push (v0) or watch (v1): --vus listeners (default 100) and, after a warm-up of a fifth of --duration, --rate uploads per --time-unit (default 20) for their users, measuring push_latency or watch_latency")
 	fs.StringVar(&c.executor, "executor", "", "executor of --scenario; default constant-arrival-rate with --rate, per-vu-iterations with --iterations, else constant-vus")
 	fs.IntVar(&c.vus, "vus", 1, "VUs of --scenario (constant-vus, per-vu-iterations)")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "duration of --scenario (constant-vus, constant-arrival-rate)")
@@ -103,12 +109,16 @@ func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&p.SourceIPs, "source-ips", 0, "spread client sockets over 127.0.0.2…127.0.0.(1+N) (idle_ws, push_listener)")
 	fs.IntVar(&p.ServerPID, "server-pid", 0, "sample this server process's RSS and report memory per connection (idle_ws)")
 
+	fs.BoolVar(&c.embedded, "embedded", false, "run against a throwaway deployment started in this process: PostgreSQL from the machine's binaries, --nodes pulsesync nodes on the demo tables (and in-process NATS between them), torn down at the end; excludes --url and --secret")
+	fs.IntVar(&c.nodes, "nodes", 1, "pulsesync nodes of --embedded; scenarios, in name order, are served by the nodes in turn")
+
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `pulsesync-load runs k6-style load tests against a pulsesync server.
 
 Usage:
   pulsesync-load --config loadtest/scenarios/upload-batch100.json [flags]
   pulsesync-load --scenario upload --vus 16 --duration 30s --batch 100 [flags]
+  pulsesync-load --embedded --scenario push --duration 10s [flags]
 
 Flags that set scenario params (--url, --users, --batch, ...) override the
 config file's params in every scenario that takes them.
@@ -166,9 +176,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := c.checkTarget(set); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
 
 	opts, err := c.options(set)
-	if err != nil {
+	switch {
+	case errors.Is(err, loadtest.ErrBadOptions):
+		fmt.Fprintf(stderr, "invalid options: %v\n", err)
+		return exitInvalidConfig
+	case err != nil:
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
@@ -177,8 +195,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if overrides.RunTag != "" {
 		log.Info("run tag", "run_tag", overrides.RunTag)
 	}
+	reg := scenarios.Registry(overrides)
+	if overrides.URL != "" {
+		opts.Target = overrides.URL
+	}
+	if c.embedded {
+		if err := loadtest.Validate(opts, reg); err != nil {
+			// Refuse bad options before spending seconds on a database.
+			fmt.Fprintf(stderr, "invalid options: %v\n", err)
+			return exitInvalidConfig
+		}
+		target, err := loadtarget.Start(ctx, loadtarget.Config{Nodes: c.nodes, Logger: log})
+		if err != nil {
+			fmt.Fprintf(stderr, "--embedded: %v\n", err)
+			return exitError
+		}
+		defer target.Close()
+		overrides.Secret = target.Secret
+		var placed string
+		reg, placed = spreadOverNodes(slices.Collect(maps.Keys(opts.Scenarios)), overrides, target.URLs)
+		opts.Target = target.Describe()
+		if c.nodes > 1 {
+			opts.Target += "; scenarios: " + placed
+		}
+	}
 
-	sum, err := loadtest.Run(ctx, opts, scenarios.Registry(overrides))
+	sum, err := loadtest.Run(ctx, opts, reg)
 	switch {
 	case errors.Is(err, loadtest.ErrBadOptions), errors.Is(err, loadtest.ErrUnknownExec), errors.Is(err, loadtest.ErrBadThreshold):
 		fmt.Fprintf(stderr, "invalid options: %v\n", err)
@@ -208,7 +250,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return exitOK
 }
 
-// options builds the test from --config or from the shape flags.
+// checkTarget refuses flag combinations that name two targets.
+func (c *cli) checkTarget(set map[string]bool) error {
+	switch {
+	case c.embedded && (set["url"] || set["secret"]):
+		return errors.New("--embedded starts its own target: drop --url and --secret")
+	case set["nodes"] && !c.embedded:
+		return errors.New("--nodes applies to --embedded only")
+	case c.nodes < 1:
+		return errors.New("--nodes must be at least 1")
+	}
+	return nil
+}
+
+// options builds the test from --config or from the shape flags. Problems with the config
+// file wrap loadtest.ErrBadOptions (k6's exit code 104); the others are bad usage.
 func (c *cli) options(set map[string]bool) (loadtest.Options, error) {
 	var opts loadtest.Options
 	if c.config != "" {
@@ -219,7 +275,7 @@ func (c *cli) options(set map[string]bool) (loadtest.Options, error) {
 		}
 		data, err := os.ReadFile(c.config)
 		if err != nil {
-			return opts, fmt.Errorf("read --config: %w", err)
+			return opts, fmt.Errorf("%w: read --config: %w", loadtest.ErrBadOptions, err)
 		}
 		if opts, err = loadtest.ParseOptions(data); err != nil {
 			return opts, fmt.Errorf("--config %s: %w", c.config, err)
@@ -228,7 +284,15 @@ func (c *cli) options(set map[string]bool) (loadtest.Options, error) {
 		if c.scenario == "" {
 			return opts, errors.New("either --config or --scenario is required (see --help)")
 		}
-		opts.Scenarios = map[string]loadtest.Scenario{c.scenario: c.flagScenario()}
+		if pair, ok := pairPresets[c.scenario]; ok {
+			sc, err := c.pairScenarios(set, pair.listen, pair.upload)
+			if err != nil {
+				return opts, err
+			}
+			opts.Scenarios = sc
+		} else {
+			opts.Scenarios = map[string]loadtest.Scenario{c.scenario: c.flagScenario()}
+		}
 	}
 	for sel, th := range c.thresholds {
 		if opts.Thresholds == nil {

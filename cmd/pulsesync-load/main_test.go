@@ -70,6 +70,10 @@ func TestExitCodes(t *testing.T) {
 	if err := os.WriteFile(badConfig, []byte(`{"scenarios": {"s": {"executor": "constant-vus", "exec": "nope", "duration": "1s"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	misspelt := filepath.Join(t.TempDir(), "misspelt.json")
+	if err := os.WriteFile(misspelt, []byte(`{"scenarios": {"s": {"executor": "constant-vus", "exec": "poll", "durration": "1s"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -79,6 +83,12 @@ func TestExitCodes(t *testing.T) {
 		{"threshold fails", append(poll, "--threshold", "http_req_duration{endpoint:poll}=max<0"), 99},
 		{"unknown exec in config", []string{"--config", badConfig}, 104},
 		{"bad threshold", append(poll, "--threshold", "http_reqs=p(99)<1"), 104},
+		{"misspelt key in config", []string{"--config", misspelt}, 104},
+		{"missing config file", []string{"--config", filepath.Join(t.TempDir(), "none.json")}, 104},
+		{"invalid executor shape", append(poll, "--executor", "constant-arrival-rate"), 104},
+		{"nodes without embedded", append(poll, "--nodes", "2"), 2},
+		{"embedded with url", []string{"--embedded", "--scenario", "poll", "--url", url}, 2},
+		{"push preset with executor", []string{"--embedded", "--scenario", "push", "--executor", "constant-vus"}, 2},
 		{"shape flag with config", []string{"--config", badConfig, "--vus", "3"}, 2},
 		{"neither config nor scenario", nil, 2},
 		{"help", []string{"--help"}, 0},
@@ -161,5 +171,48 @@ func TestCLI_FlagScenarioShapes(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%v → %s, want %s", tc.args, got, tc.want)
 		}
+	}
+}
+
+// The push preset against an embedded two-node deployment: listeners on node 1, uploaders on
+// node 2, so every push crosses the NATS fan-out. The summary shows push_latency and what it
+// measured, the export is written, and an unmeetable threshold exits 99.
+func TestEmbedded_PushPresetAcrossTwoNodes(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "s.json")
+	code, stdout, stderr := runProcess(t, "--embedded", "--nodes", "2", "--scenario", "push", "--vus", "20", "--rate", "20",
+		"--duration", "4s", "--log-level", "warn", "--summary-export", out, "--threshold", "push_latency=p(99)<0.001")
+	if code != exitThresholdsFailed {
+		t.Fatalf("exit code = %d, want 99 (p(99) under 1 µs cannot hold)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"target: embedded: 2 pulsesync nodes", "in-process NATS", "listeners → node 1", "uploaders → node 2",
+		"✗ push_latency", "p(99)="} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		State struct {
+			Target string `json:"target"`
+		} `json:"state"`
+		Metrics map[string]struct {
+			Values map[string]float64 `json:"values"`
+		} `json:"metrics"`
+	}
+	if err := json.Unmarshal(data, &sum); err != nil {
+		t.Fatal(err)
+	}
+	lat := sum.Metrics["push_latency"].Values
+	if lat["count"] < 1 || lat["p(99)"] <= 0 {
+		t.Errorf("exported push_latency = %v, want samples and a p(99)", lat)
+	}
+	if missed := sum.Metrics["push_missed"].Values["count"]; missed != 0 {
+		t.Errorf("push_missed = %v, want 0", missed)
+	}
+	if !strings.Contains(sum.State.Target, "embedded") {
+		t.Errorf("exported target = %q, want the embedded deployment", sum.State.Target)
 	}
 }

@@ -187,7 +187,7 @@ func startNode(ctx context.Context, cfg Config, dbURL, natsURL, id string, table
 		// Every load-generator socket comes from loopback: per-address limits would refuse
 		// the test's own connections rather than protect anything.
 		HTTP:    node.HTTPConfig{Exempt: loopback},
-		NATSURL: natsURL, NodeID: id, Logger: cfg.Logger.With("node", id),
+		NATSURL: natsURL, NodeID: id, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

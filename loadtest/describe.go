@@ -1,0 +1,41 @@
+package loadtest
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// describe says in one line what the scenario's executor does, in the words of k6's
+// "scenarios:" header: "10 looping VUs for 30s (exec: upload, gracefulStop: 30s)".
+func (s Scenario) describe() string {
+	var shape string
+	switch s.Executor {
+	case ConstantVUs:
+		shape = fmt.Sprintf("%d looping VUs for %s", s.VUs, s.Duration)
+	case RampingVUs:
+		shape = fmt.Sprintf("up to %d looping VUs for %s over %d stages (gracefulRampDown: %s)",
+			s.maxVUs(), stagesDuration(s.Stages), len(s.Stages), *s.GracefulRampDown)
+	case ConstantArrivalRate:
+		shape = fmt.Sprintf("%g iterations/%s for %s (maxVUs: %d-%d)", s.Rate, s.TimeUnit, s.Duration, s.PreAllocatedVUs, s.MaxVUs)
+	case PerVUIterations:
+		shape = fmt.Sprintf("%d iterations for each of %d VUs (maxDuration: %s)", s.Iterations, s.VUs, s.MaxDuration)
+	default:
+		shape = s.Executor
+	}
+	extra := []string{"exec: " + s.Exec}
+	if s.StartTime > 0 {
+		extra = append(extra, "startTime: "+s.StartTime.String())
+	}
+	extra = append(extra, "gracefulStop: "+s.GracefulStop.String())
+	return fmt.Sprintf("%s (%s)", shape, strings.Join(extra, ", "))
+}
+
+// stagesDuration is the stages' total length.
+func stagesDuration(stages []Stage) Duration {
+	var total time.Duration
+	for _, st := range stages {
+		total += st.Duration.D()
+	}
+	return Duration(total)
+}
