@@ -16,7 +16,7 @@ import (
 	"github.com/pulsesync/pulsesync/sequencer"
 )
 
-// The benchmarks below compare the two subject layouts DESIGN.md leaves open: one subject per
+// The benchmarks below compare the two subject layouts docs/architecture.md leaves open: one subject per
 // user, which the broker filters exactly, and 256 shards, which a busy node subscribes to
 // whole and filters itself. Broker, publisher and subscriber all run in this process, so
 // ns/op is the whole cluster's CPU per advance on this machine.

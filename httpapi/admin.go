@@ -11,7 +11,7 @@ import (
 	"github.com/pulsesync/pulsesync/pg"
 )
 
-// failureJSON is one element of GET /admin/materialize-failures (PROTOCOL.md §6).
+// failureJSON is one element of GET /admin/materialize-failures (docs/protocol-v0.md §6).
 type failureJSON struct {
 	ID               int64           `json:"id"`
 	UserID           string          `json:"user_id"`
@@ -59,7 +59,7 @@ type retryJSON struct {
 }
 
 // retryFailure serves POST /admin/materialize-failures/retry?id=<n>, or with the body {"id":n}
-// when the query has no usable id (PROTOCOL.md §6). Answers: 200 with the retry's outcome; 400
+// when the query has no usable id (docs/protocol-v0.md §6). Answers: 200 with the retry's outcome; 400
 // for a missing or non-positive id; 404 for an unknown id or another user's; 409 while another
 // retry of it runs; 500 retry_failed when the database fails.
 func (s *Server) retryFailure(w http.ResponseWriter, r *http.Request) {

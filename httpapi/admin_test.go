@@ -12,7 +12,7 @@ import (
 	"github.com/pulsesync/pulsesync/internal/servertest"
 )
 
-// failure mirrors one element of GET /admin/materialize-failures (PROTOCOL.md §6).
+// failure mirrors one element of GET /admin/materialize-failures (docs/protocol-v0.md §6).
 type failure struct {
 	ID               int64           `json:"id"`
 	UserID           string          `json:"user_id"`
@@ -28,7 +28,7 @@ type failure struct {
 }
 
 // failureRows are alice's rows whose projection fails: bob synced the same ids first, and
-// business rows belong to one user (PROTOCOL.md §10.3 #9).
+// business rows belong to one user (docs/protocol-v0.md §10.3 #9).
 var failureRows = []string{rowR, rowR2, "1b7e2a9c-3c1d-4e5f-8a6b-7c8d9e0f1a2b"}
 
 // withFailures returns a server on which alice has one projection failure per failureRows.

@@ -22,7 +22,7 @@ func identityOf(ctx context.Context) auth.Identity {
 var errManyHeaders = errors.New("exactly one authorization header allowed")
 
 // authenticate admits v0 requests with a valid Bearer token that names a source (claim did) and
-// answers every other one 401 authentication_failed with WWW-Authenticate: Bearer (PROTOCOL.md
+// answers every other one 401 authentication_failed with WWW-Authenticate: Bearer (docs/protocol-v0.md
 // §1.4), before the handler looks at the body or the query. The identity goes into the request's
 // context; the token goes nowhere, logs included. A body the handler will never read is not
 // waited for: the 401 closes the connection instead, so a client announcing a body it never

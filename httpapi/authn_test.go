@@ -24,7 +24,7 @@ func signToken(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapCl
 }
 
 // authenticatedEndpoints are every endpoint behind the JWT, each with a body or query that
-// would be a 400 if it were looked at: authentication must come first (PROTOCOL.md §1.4).
+// would be a 400 if it were looked at: authentication must come first (docs/protocol-v0.md §1.4).
 var authenticatedEndpoints = []struct{ method, path, body string }{
 	{http.MethodPost, "/sync/upload", `{"changes":[`},
 	{http.MethodGet, "/sync/download?after=-1&limit=x", ""},

@@ -9,7 +9,7 @@ import (
 	"github.com/pulsesync/pulsesync/pg"
 )
 
-// Download parameter defaults and bounds (PROTOCOL.md §4.1).
+// Download parameter defaults and bounds (docs/protocol-v0.md §4.1).
 const (
 	defaultDownloadLimit = 100
 	maxDownloadLimit     = 1000
@@ -19,7 +19,7 @@ const (
 // lower-cased first: "Business" is refused.
 var schemaPattern = regexp.MustCompile(`^[a-z0-9_]+$`)
 
-// download serves GET /sync/download (PROTOCOL.md §4): 200 with one page of the user's stream,
+// download serves GET /sync/download (docs/protocol-v0.md §4): 200 with one page of the user's stream,
 // 400 invalid_request for a bad parameter, 500 download_failed when the database fails. With
 // wait=S (pulsesync's long-poll) it may hold an empty answer up to S seconds; without it, it
 // answers as v0 does, empty polls from memory when the node knows the answer.
@@ -55,7 +55,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 }
 
 // parseDownloadQuery validates the parameters in the protocol's order and returns the first
-// failure's message verbatim, or "" (PROTOCOL.md §4.1). An empty value counts as absent.
+// failure's message verbatim, or "" (docs/protocol-v0.md §4.1). An empty value counts as absent.
 func parseDownloadQuery(v url.Values) (q pg.DownloadQuery, message string) {
 	q.Limit = defaultDownloadLimit
 	if s := v.Get("after"); s != "" {

@@ -10,7 +10,7 @@ import (
 // opDelete is the op of a stream entry that deleted its row.
 const opDelete = "DELETE"
 
-// appendDownloadPage appends the download response of PROTOCOL.md §4.3, followed by a newline as
+// appendDownloadPage appends the download response of docs/protocol-v0.md §4.3, followed by a newline as
 // the reference's encoder wrote it. This is the hot path of every sync, so it appends into one
 // buffer instead of going through reflection.
 //

@@ -12,7 +12,7 @@ import (
 	"github.com/pulsesync/pulsesync/internal/servertest"
 )
 
-// TestDownload_ParameterErrors checks every 400 of PROTOCOL.md §4.1 byte for byte, including the
+// TestDownload_ParameterErrors checks every 400 of docs/protocol-v0.md §4.1 byte for byte, including the
 // reference encoder's \u003e, and the validation order.
 func TestDownload_ParameterErrors(t *testing.T) {
 	srv := servertest.New(t, servertest.Options{})
@@ -55,7 +55,7 @@ func TestDownload_ParameterErrors(t *testing.T) {
 // tsPattern is RFC 3339 with at most microseconds and no trailing zero in the fraction.
 var tsPattern = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,5}[1-9])?(Z|[+-]\d\d:\d\d)$`)
 
-// TestDownload_Edges covers the semantics and edge cases of PROTOCOL.md §4.2 and §4.4 through
+// TestDownload_Edges covers the semantics and edge cases of docs/protocol-v0.md §4.2 and §4.4 through
 // HTTP. Stream of alice: 1 phone INSERT R, 2 phone INSERT R2, 3 phone DELETE R, 4 laptop INSERT R3.
 func TestDownload_Edges(t *testing.T) {
 	srv := servertest.New(t, servertest.Options{})

@@ -41,7 +41,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]string{"status": "ready"})
 }
 
-// schemaVersion serves GET /sync/schema-version (PROTOCOL.md §5).
+// schemaVersion serves GET /sync/schema-version (docs/protocol-v0.md §5).
 func (s *Server) schemaVersion(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, struct {
 		SchemaVersion int `json:"schema_version"`

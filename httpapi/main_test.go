@@ -129,7 +129,7 @@ func (d *device) download(t *testing.T, query string) downloadResponse {
 	return out
 }
 
-// uploadResponse mirrors PROTOCOL.md §3.2 for decoding; pointers tell absent keys apart.
+// uploadResponse mirrors docs/protocol-v0.md §3.2 for decoding; pointers tell absent keys apart.
 type uploadResponse struct {
 	Accepted         *bool         `json:"accepted"`
 	HighestServerSeq *int64        `json:"highest_server_seq"`
@@ -145,7 +145,7 @@ type statusEntry struct {
 	Invalid          json.RawMessage `json:"invalid"`
 }
 
-// downloadResponse mirrors PROTOCOL.md §4.3.
+// downloadResponse mirrors docs/protocol-v0.md §4.3.
 type downloadResponse struct {
 	Changes     []downloadEntry `json:"changes"`
 	HasMore     bool            `json:"has_more"`

@@ -28,7 +28,7 @@ type Fanout interface {
 	Healthy() bool
 }
 
-// maxWait bounds a long-poll's wait=S (DESIGN.md "Push protocol").
+// maxWait bounds a long-poll's wait=S (docs/architecture.md "Push protocol").
 const maxWait = 60
 
 const codeTooManyConnections = "too_many_connections"

@@ -10,7 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
-// The protocol's error codes (PROTOCOL.md §7) and this server's additions.
+// The protocol's error codes (docs/protocol-v0.md §7) and this server's additions.
 const (
 	codeInvalidRequest     = "invalid_request"
 	codeAuthFailed         = "authentication_failed"

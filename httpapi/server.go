@@ -23,7 +23,7 @@ import (
 
 // DefaultMaxBodyBytes is the default cap on a request body. Sep-2025 KMP clients send their whole
 // pending queue in one upload, and one answered 413 resends the same request forever
-// (PROTOCOL.md §9.3 #5), so the cap is far above any batch a device accumulates offline.
+// (docs/protocol-v0.md §9.3 #5), so the cap is far above any batch a device accumulates offline.
 const DefaultMaxBodyBytes = 32 << 20
 
 // DefaultDevTokenTTL is the lifetime of the tokens /dummy-signin issues, as in the reference.
@@ -42,7 +42,7 @@ type Config struct {
 	// SchemaVersion is what GET /sync/schema-version reports; 0 means 1, the value of every
 	// reference setup.
 	SchemaVersion int
-	// DevSignIn mounts POST /dummy-signin, which gives anyone a token for any user (PROTOCOL.md
+	// DevSignIn mounts POST /dummy-signin, which gives anyone a token for any user (docs/protocol-v0.md
 	// §1.5). nil, the default, leaves it out: it is for `pulsesync dev` and tests only.
 	DevSignIn *DevSignIn
 	// Logger receives one line per request (debug below 500, warn from 500) and the causes of
@@ -180,7 +180,7 @@ func (s *Server) routes(registry *prometheus.Registry) chi.Router {
 	}
 
 	// Everything below needs a valid token, checked before the body or the query is looked at
-	// (PROTOCOL.md §1.4). chi routes first, so a wrong method or path is 405/404 without one.
+	// (docs/protocol-v0.md §1.4). chi routes first, so a wrong method or path is 405/404 without one.
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
 		r.Post("/sync/upload", s.upload)

@@ -23,7 +23,7 @@ type signInResponse struct {
 	Device    string `json:"device"`
 }
 
-// devSignIn serves POST /dummy-signin (PROTOCOL.md §1.5): a token for any user, no password
+// devSignIn serves POST /dummy-signin (docs/protocol-v0.md §1.5): a token for any user, no password
 // checked. Mounted only with Config.DevSignIn. Without a device, one is invented from the clock
 // as the reference does. Unlike the reference, its 400 answers are JSON with a JSON content type.
 func (s *Server) devSignIn(w http.ResponseWriter, r *http.Request) {

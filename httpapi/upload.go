@@ -10,7 +10,7 @@ import (
 	"github.com/pulsesync/pulsesync/pg"
 )
 
-// upload serves POST /sync/upload (PROTOCOL.md §3). The body is read whole (it is one
+// upload serves POST /sync/upload (docs/protocol-v0.md §3). The body is read whole (it is one
 // transaction anyway), decoded by decodeUpload and handed to the store. Answers: 200 with one
 // status per change; 400 invalid_request for an unparsable body or a request the store refuses
 // as a whole (*pg.RequestError); 408 request_timeout for a body slower than Config.Deadlines;

@@ -10,7 +10,7 @@ import (
 )
 
 // msgUnparsableUpload is the reference's message for an upload body it cannot decode
-// (PROTOCOL.md §3.9); clients may show it, so it is kept verbatim.
+// (docs/protocol-v0.md §3.9); clients may show it, so it is kept verbatim.
 const msgUnparsableUpload = "Failed to parse upload request"
 
 // badRequest is a request refused with 400 invalid_request. message is safe to show the client;
@@ -29,7 +29,7 @@ func (e *badRequest) Error() string {
 
 func (e *badRequest) Unwrap() error { return e.cause }
 
-// uploadRequest is the body of POST /sync/upload (PROTOCOL.md §3.1). last_server_seq_seen is
+// uploadRequest is the body of POST /sync/upload (docs/protocol-v0.md §3.1). last_server_seq_seen is
 // decoded only so that a wrongly typed value fails the request as it did in the reference; the
 // server never uses it.
 type uploadRequest struct {
@@ -57,11 +57,11 @@ type uploadChange struct {
 // keys match case-insensitively and the last of duplicated keys wins. Every integer field must be a JSON integer in int64 range:
 // a string, a fraction or an exponent fails the whole body, as does a change that is not an
 // object and anything after the value but white space. Those failures are a *badRequest with the
-// reference's message "Failed to parse upload request" (PROTOCOL.md §3.9).
+// reference's message "Failed to parse upload request" (docs/protocol-v0.md §3.9).
 //
 // Unlike the reference, a change without source_change_id (or with null) is refused with a
 // *badRequest naming the change, instead of silently becoming 0 and swallowing the device's later
-// changes as replays (PROTOCOL.md §10.3 #3).
+// changes as replays (docs/protocol-v0.md §10.3 #3).
 //
 // A change's payload is kept as the raw JSON text received: nil when the key is absent, the
 // four bytes null when it is null.

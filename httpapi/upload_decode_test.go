@@ -12,7 +12,7 @@ import (
 
 const testPK = "6f0d3c4e-8f0b-4c1e-9a57-2f1e3b7c9d01"
 
-// decodeCases are the upload bodies of PROTOCOL.md §1.2, §3.1 and §3.9 with their outcome:
+// decodeCases are the upload bodies of docs/protocol-v0.md §1.2, §3.1 and §3.9 with their outcome:
 // either the changes decoded, or the 400 message. They double as the fuzz seed corpus.
 var decodeCases = []struct {
 	name    string

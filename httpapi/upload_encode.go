@@ -6,7 +6,7 @@ import (
 	"github.com/pulsesync/pulsesync/pg"
 )
 
-// appendUploadResult appends the upload response of PROTOCOL.md §3.2, keys in the protocol's
+// appendUploadResult appends the upload response of docs/protocol-v0.md §3.2, keys in the protocol's
 // order, followed by a newline as the reference's encoder wrote it. new_server_version is left
 // out when 0 and message when empty; a conflict carries server_row, an invalid change invalid
 // with exactly the details of its reason (§3.3). Payloads are written as the store returns
@@ -65,7 +65,7 @@ func appendOutcome(b []byte, o *pg.Outcome) []byte {
 	return append(b, '}')
 }
 
-// appendInvalidDetails appends the details object of inv's reason (PROTOCOL.md §3.3):
+// appendInvalidDetails appends the details object of inv's reason (docs/protocol-v0.md §3.3):
 // {"schema","table"} for unregistered_table, {"missing":[…]} for fk_missing and {"error"} for
 // every other reason.
 func appendInvalidDetails(b []byte, inv *pg.Invalid) []byte {

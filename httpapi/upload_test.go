@@ -29,7 +29,7 @@ func batch(changes ...string) string {
 }
 
 // TestUpload_BadInputIsRefusedAndChangesNothing sends every kind of malformed upload of
-// PROTOCOL.md §3.9 and the request-level rules (§10.3 #1-#3), and checks the documented 4xx
+// docs/protocol-v0.md §3.9 and the request-level rules (§10.3 #1-#3), and checks the documented 4xx
 // envelope and that the user's watermark and stream are exactly as before.
 func TestUpload_BadInputIsRefusedAndChangesNothing(t *testing.T) {
 	const maxBody = 64 << 10
@@ -116,7 +116,7 @@ func TestUpload_EmptyBatchesAnswerTheWatermark(t *testing.T) {
 }
 
 // TestUpload_ResponseEncoding checks the exact bytes of an upload answer holding every kind of
-// status entry (PROTOCOL.md §3.2, §3.3): key order, omitted keys and details shapes.
+// status entry (docs/protocol-v0.md §3.2, §3.3): key order, omitted keys and details shapes.
 func TestUpload_ResponseEncoding(t *testing.T) {
 	srv := servertest.New(t, servertest.Options{})
 	phone := newDevice(srv, "alice", "phone")

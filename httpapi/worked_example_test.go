@@ -11,7 +11,7 @@ import (
 	"github.com/pulsesync/pulsesync/internal/servertest"
 )
 
-// exampleIDs maps the illustrative server ids of PROTOCOL.md §11 to ours: the same order, but
+// exampleIDs maps the illustrative server ids of docs/protocol-v0.md §11 to ours: the same order, but
 // dense per user, so the unused 103 of the example does not exist here.
 var exampleIDs = map[float64]float64{0: 0, 101: 1, 102: 2, 104: 3, 105: 4, 106: 5}
 
@@ -78,7 +78,7 @@ func decodeAny(t *testing.T, b []byte) any {
 	return v
 }
 
-// TestWorkedExample replays PROTOCOL.md §11 literally: every request as printed, every answer
+// TestWorkedExample replays docs/protocol-v0.md §11 literally: every request as printed, every answer
 // compared field by field with the printed one, modulo ids (mapped by exampleIDs) and ts.
 func TestWorkedExample(t *testing.T) {
 	srv := servertest.New(t, servertest.Options{})

@@ -22,7 +22,7 @@ type ChangeInput struct {
 // Status is the outcome of one uploaded change.
 type Status string
 
-// The statuses of PROTOCOL.md §3.2 and §6.
+// The statuses of docs/protocol-v0.md §3.2 and §6.
 const (
 	StatusApplied          Status = "applied"
 	StatusConflict         Status = "conflict"
@@ -30,7 +30,7 @@ const (
 	StatusMaterializeError Status = "materialize_error"
 )
 
-// The invalid reasons of PROTOCOL.md §3.3.
+// The invalid reasons of docs/protocol-v0.md §3.3.
 const (
 	ReasonBadPayload        = "bad_payload"
 	ReasonUnregisteredTable = "unregistered_table"
@@ -58,7 +58,7 @@ type ServerRow struct {
 	Payload []byte // JSON object text; nil for a tombstone (sent as null)
 }
 
-// Invalid says why a change was refused. Details is one of the shapes of PROTOCOL.md §3.3.
+// Invalid says why a change was refused. Details is one of the shapes of docs/protocol-v0.md §3.3.
 type Invalid struct {
 	Reason  string
 	Message string // "" = omitted (fk_missing)
@@ -90,7 +90,7 @@ type RequestError struct{ Message string }
 
 func (e *RequestError) Error() string { return e.Message }
 
-// DownloadQuery is a validated download request (PROTOCOL.md §4.1).
+// DownloadQuery is a validated download request (docs/protocol-v0.md §4.1).
 type DownloadQuery struct {
 	After       int64
 	Limit       int
@@ -99,7 +99,7 @@ type DownloadQuery struct {
 	Until       int64 // 0 = up to the user's watermark
 }
 
-// DownloadPage is one page of a user's change stream (PROTOCOL.md §4.3).
+// DownloadPage is one page of a user's change stream (docs/protocol-v0.md §4.3).
 type DownloadPage struct {
 	Changes     []StreamEntry
 	HasMore     bool
@@ -121,7 +121,7 @@ type StreamEntry struct {
 	TS             time.Time
 }
 
-// Failure is a recorded failed projection into a business table (PROTOCOL.md §6).
+// Failure is a recorded failed projection into a business table (docs/protocol-v0.md §6).
 type Failure struct {
 	ID               int64
 	User             string

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// namePattern is the protocol's rule for schema and table names (PROTOCOL.md §2).
+// namePattern is the protocol's rule for schema and table names (docs/protocol-v0.md §2).
 var namePattern = regexp.MustCompile(`^[a-z0-9_]+$`)
 
 // validName reports whether s is a legal schema or table name.

@@ -15,13 +15,13 @@ import (
 // columnText converts a payload value to the text input form of column c's type, so that the
 // materializer can pass every value as text and let PostgreSQL cast it. nil means SQL NULL.
 //
-// Clients keep their data in SQLite and send it as JSON (PROTOCOL.md §2): UUIDs as text or, from
+// Clients keep their data in SQLite and send it as JSON (docs/protocol-v0.md §2): UUIDs as text or, from
 // BLOB key columns, as base64 of 16 bytes; BLOBs as standard base64; booleans often as 0/1;
 // times as RFC 3339 text or Unix seconds. A value that does not fit the column is an error,
 // which the materializer records as a failed projection.
 //
 // An empty string in a uuid column is NULL too: the foreign-key precheck reads it as "no
-// reference" (PROTOCOL.md §3.7), so a change carrying it is applied and must also project.
+// reference" (docs/protocol-v0.md §3.7), so a change carrying it is applied and must also project.
 func columnText(c Column, raw json.RawMessage) (*string, error) {
 	if len(raw) == 0 {
 		raw = json.RawMessage("null")

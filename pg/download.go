@@ -18,7 +18,7 @@ FROM w LEFT JOIN LATERAL (
     ORDER BY c.server_id
     LIMIT $7) c ON true`
 
-// Download returns one page of user's stream after q.After (PROTOCOL.md §4.2): entries up to
+// Download returns one page of user's stream after q.After (docs/protocol-v0.md §4.2): entries up to
 // the window top, which is q.Until when set and otherwise the user's watermark, without the
 // caller's own entries unless q.IncludeSelf.
 func (s *Store) Download(ctx context.Context, user, source string, q DownloadQuery) (DownloadPage, error) {

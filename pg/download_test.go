@@ -27,7 +27,7 @@ func ids(page DownloadPage) []int64 {
 	return out
 }
 
-// TestDownload_Semantics covers PROTOCOL.md §4.2 and the edge cases of §4.4.
+// TestDownload_Semantics covers docs/protocol-v0.md §4.2 and the edge cases of §4.4.
 func TestDownload_Semantics(t *testing.T) {
 	s, _ := newStore(t, StoreConfig{})
 	seedStream(t, s, 6)

@@ -15,7 +15,7 @@ WHERE user_id = $1 AND ($2 = '' OR schema_name = $2) AND ($3 = '' OR table_name 
 ORDER BY first_seen DESC, id DESC
 LIMIT $4`
 
-// ListFailures returns user's recorded projection failures, newest first (PROTOCOL.md §6).
+// ListFailures returns user's recorded projection failures, newest first (docs/protocol-v0.md §6).
 func (s *Store) ListFailures(ctx context.Context, user string, f FailureFilter) ([]Failure, error) {
 	if f.Limit < 1 || f.Limit > 1000 {
 		f.Limit = 100
@@ -46,7 +46,7 @@ const deleteFailureSQL = `DELETE FROM sync.materialize_failures WHERE id = $1`
 const bumpFailureSQL = `UPDATE sync.materialize_failures SET retry_count = retry_count + 1, error = $2 WHERE id = $1`
 
 // RetryFailure re-runs user's failed projection id from the row's current sync state
-// (PROTOCOL.md §6). It returns ErrFailureNotFound for an unknown id or another user's, checked
+// (docs/protocol-v0.md §6). It returns ErrFailureNotFound for an unknown id or another user's, checked
 // before anything is locked (§10.3 #13), and ErrRetryInProgress while another retry of the same
 // failure runs.
 //
@@ -95,7 +95,7 @@ func (s *Store) RetryFailure(ctx context.Context, user string, id int64) (RetryR
 		}
 		if s.reg.deferrable {
 			// As in uploads: a deferred constraint the projection breaks must fail inside the
-			// projection's savepoint, not at commit (PROTOCOL.md §10.3 #5).
+			// projection's savepoint, not at commit (docs/protocol-v0.md §10.3 #5).
 			if _, err := tx.Exec(ctx, `SET CONSTRAINTS ALL IMMEDIATE`); err != nil {
 				return fmt.Errorf("set constraints immediate: %w", err)
 			}

@@ -11,7 +11,7 @@ import (
 
 // slowProjectionsSQL delays every business-table write by up to 15 ms: the time between an
 // upload taking its ids and committing, in which the reference server let a later id of the
-// same user commit first (PROTOCOL.md §10.1).
+// same user commit first (docs/protocol-v0.md §10.1).
 const slowProjectionsSQL = `
 CREATE FUNCTION business.slow() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_sleep(random() * 0.015); RETURN NULL; END $$;

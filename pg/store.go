@@ -12,11 +12,11 @@ import (
 
 // StoreConfig configures a Store. The zero value means the documented defaults.
 type StoreConfig struct {
-	// MaxPayloadBytes caps one change's payload as received (PROTOCOL.md §3.5 rule 7).
+	// MaxPayloadBytes caps one change's payload as received (docs/protocol-v0.md §3.5 rule 7).
 	// 0 = no cap beyond the request body limit.
 	MaxPayloadBytes int
 	// MaxChanges caps the changes of one upload; a larger upload is refused whole with
-	// batch_too_large (§3.4 step 4). 0 = no cap, which PROTOCOL.md §9.3 recommends.
+	// batch_too_large (§3.4 step 4). 0 = no cap, which docs/protocol-v0.md §9.3 recommends.
 	MaxChanges int
 	// Logger receives warnings about suspicious traffic; nil discards them.
 	Logger *slog.Logger

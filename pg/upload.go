@@ -22,7 +22,7 @@ var errIsolateProjections = errors.New("a projection failed: isolate projections
 const maxAttempts = 3
 
 // Upload judges and applies one upload of user from source, in one transaction, and returns
-// one outcome per change in request order (PROTOCOL.md §3).
+// one outcome per change in request order (docs/protocol-v0.md §3).
 //
 // Only applied changes enter the stream and consume their idempotency key (invariant I2,
 // §10.2): statuses are decided in Go from a few bulk reads taken under the user's sequence
@@ -160,7 +160,7 @@ func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*c
 	batch.Queue(`BEGIN`)
 	if s.reg.deferrable {
 		// Projection failures must surface inside the projection's savepoint, not at commit
-		// where they would fail the whole upload (PROTOCOL.md §10.3 #5).
+		// where they would fail the whole upload (docs/protocol-v0.md §10.3 #5).
 		batch.Queue(`SET CONSTRAINTS ALL IMMEDIATE`)
 	}
 	block := sequencer.QueueLock(batch, user)

@@ -13,7 +13,7 @@ func deleteChange(scid int64, pk string, base int64) ChangeInput {
 	return ChangeInput{SourceChangeID: scid, Schema: "business", Table: "users", Op: "DELETE", PK: pk, BaseVersion: base}
 }
 
-// TestUpload_OptimisticConcurrency walks every cell of PROTOCOL.md §3.6.
+// TestUpload_OptimisticConcurrency walks every cell of docs/protocol-v0.md §3.6.
 func TestUpload_OptimisticConcurrency(t *testing.T) {
 	type serverRecord int
 	const (

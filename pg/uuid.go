@@ -9,7 +9,7 @@ import (
 // UUID is a row key. PostgreSQL uuid columns read and write it directly.
 type UUID [16]byte
 
-// ParseUUID accepts the forms the protocol allows for a pk (PROTOCOL.md §2): canonical
+// ParseUUID accepts the forms the protocol allows for a pk (docs/protocol-v0.md §2): canonical
 // 8-4-4-4-12 in any letter case, 32 hex digits, either wrapped in braces, or with a urn:uuid:
 // prefix. Any version, the nil UUID included.
 func ParseUUID(s string) (UUID, bool) {

@@ -59,7 +59,7 @@ func clip(s string) string {
 	return s[:cut] + "…"
 }
 
-// validate applies PROTOCOL.md §3.5 to one change, in the reference's rule order, and reads the
+// validate applies docs/protocol-v0.md §3.5 to one change, in the reference's rule order, and reads the
 // foreign-key values of upserts (§3.7). It returns the change, or the reason it is invalid.
 func (s *Store) validate(index int, in *ChangeInput) (*change, *Invalid) {
 	schema := strings.ToLower(strings.TrimSpace(in.Schema))
@@ -92,7 +92,7 @@ func (s *Store) validate(index int, in *ChangeInput) (*change, *Invalid) {
 	c := &change{index: index, scid: in.SourceChangeID, table: t, op: op, pk: pk, base: in.BaseVersion}
 	if op == opDelete {
 		// The reference refuses even "payload": null; no client sends it, and refusing would make
-		// clients drop a legitimate delete, so null counts as absent (PROTOCOL.md §3.1 allows it).
+		// clients drop a legitimate delete, so null counts as absent (docs/protocol-v0.md §3.1 allows it).
 		if in.Payload != nil && !bytes.Equal(bytes.TrimSpace(in.Payload), []byte("null")) {
 			return nil, badPayload("DELETE must not include payload")
 		}

@@ -10,7 +10,7 @@ import (
 
 const rowPK = "6f0d3c4e-8f0b-4c1e-9a57-2f1e3b7c9d01"
 
-// TestUpload_ValidationRules covers every rule of PROTOCOL.md §3.5, in the reference's order.
+// TestUpload_ValidationRules covers every rule of docs/protocol-v0.md §3.5, in the reference's order.
 func TestUpload_ValidationRules(t *testing.T) {
 	s, _ := newStore(t, StoreConfig{MaxPayloadBytes: 64})
 	obj := json.RawMessage(`{"id":"` + rowPK + `"}`)
@@ -145,7 +145,7 @@ func TestUpload_NormalisesNamesOpAndPK(t *testing.T) {
 	}
 }
 
-// TestUpload_DeleteWithNullPayloadIsADelete: PROTOCOL.md §3.1 lets a server treat a null DELETE
+// TestUpload_DeleteWithNullPayloadIsADelete: docs/protocol-v0.md §3.1 lets a server treat a null DELETE
 // payload as absent; pulsesync does, so such a client does not lose its delete.
 func TestUpload_DeleteWithNullPayloadIsADelete(t *testing.T) {
 	s, _ := newStore(t, StoreConfig{})

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The server's frames (DESIGN.md "Push protocol"): one JSON object per WebSocket text message
+// The server's frames (docs/architecture.md "Push protocol"): one JSON object per WebSocket text message
 // or SSE data line.
 
 func readyFrame(seq int64, heartbeat time.Duration) []byte {

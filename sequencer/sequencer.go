@@ -34,7 +34,7 @@ RETURNING last_seq`
 // statement queued after it sees everything committed by the user's earlier uploads. It locks no
 // row of another user, so uploads of different users never wait for each other.
 //
-// This is DESIGN.md's "UPDATE … SET last_seq = last_seq + n" split in two: the upload learns how
+// This is docs/architecture.md's "UPDATE … SET last_seq = last_seq + n" split in two: the upload learns how
 // many ids it needs only after judging its changes under the lock, so ids stay dense.
 func QueueLock(batch *pgx.Batch, user string) *Block {
 	b := &Block{user: user}

@@ -56,7 +56,7 @@ func (c *config) knobs() []knob {
 		{"tables", "PULSESYNC_TABLES", "", "registered tables, comma-separated schema.table; each needs a uuid primary key", &c.tables},
 		{"max-body", "PULSESYNC_MAX_BODY", "32MiB", "largest request body (bytes, or with KiB/MiB/GiB); Sep-2025 KMP clients upload their whole queue at once", &c.maxBody},
 		{"max-payload", "PULSESYNC_MAX_PAYLOAD", "0", "largest payload of one change in bytes; 0 = only the body limit", &c.maxPayload},
-		{"max-changes", "PULSESYNC_MAX_CHANGES", "0", "most changes in one upload, answered batch_too_large beyond; 0 = no limit (recommended, PROTOCOL.md §9.3)", &c.maxChanges},
+		{"max-changes", "PULSESYNC_MAX_CHANGES", "0", "most changes in one upload, answered batch_too_large beyond; 0 = no limit (recommended, docs/protocol-v0.md §9.3)", &c.maxChanges},
 		{"allow-no-exp", "PULSESYNC_ALLOW_NO_EXP", "false", "accept tokens without an exp claim (they never expire)", &c.allowNoExp},
 		{"db-max-conns", "PULSESYNC_DB_MAX_CONNS", "32", "database pool size, unless the URL sets pool_max_conns", &c.dbMaxConns},
 		{"nats-url", "NATS_URL", "", "NATS server URL for push fan-out between nodes; empty = Postgres LISTEN/NOTIFY", &c.natsURL},

@@ -6,7 +6,7 @@ import (
 )
 
 // Errors of BearerToken. Their messages are the ones the protocol's JSON 401 bodies carry
-// (PROTOCOL.md §1.4), so the middleware can show them to clients as they are.
+// (docs/protocol-v0.md §1.4), so the middleware can show them to clients as they are.
 var (
 	// ErrMissingHeader means the request had no (or an empty) Authorization header.
 	ErrMissingHeader = errors.New("authorization header required")

@@ -148,7 +148,7 @@ func (c *claims) GetExpirationTime() (*jwt.NumericDate, error) { return c.exp, n
 // GetNotBefore implements jwt.Claims.
 func (c *claims) GetNotBefore() (*jwt.NumericDate, error) { return c.nbf, nil }
 
-// GetIssuedAt implements jwt.Claims; iat is not checked (PROTOCOL.md §1.3).
+// GetIssuedAt implements jwt.Claims; iat is not checked (docs/protocol-v0.md §1.3).
 func (c *claims) GetIssuedAt() (*jwt.NumericDate, error) { return nil, nil }
 
 // GetIssuer implements jwt.Claims; iss is ignored.

@@ -1,7 +1,7 @@
 // Package auth verifies the Bearer JWTs of the v0 sync protocol and mints development tokens.
 //
 // A token names a user (claim sub) and, for the v0 protocol, one of the user's devices, the
-// source (claim did); PROTOCOL.md §1.3 is the contract. v1 takes the source from a header
+// source (claim did); docs/protocol-v0.md §1.3 is the contract. v1 takes the source from a header
 // (docs/protocol-v1.md §2.2), so did is optional here and Identity.RequireSource checks it for
 // v0. Both are at most MaxIdentityBytes of UTF-8 without control characters, and a token with a
 // crit header is refused. Tokens are signed either with a shared HMAC secret

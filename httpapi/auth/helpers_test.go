@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testSecret is the secret the KMP instrumentation tests sign with (PROTOCOL.md §1.5).
+// testSecret is the secret the KMP instrumentation tests sign with (docs/protocol-v0.md §1.5).
 var testSecret = []byte("your-secret-key-change-in-production")
 
 // testRSAKey is generated once: a 2048-bit key takes a noticeable time under -race.

@@ -58,7 +58,7 @@ type Config struct {
 	// JWKSRefresh is how often the JWK Set is fetched again; 0 means 5 minutes.
 	JWKSRefresh time.Duration
 	// AllowNoExp accepts tokens without an exp claim, which then never expire. The reference
-	// server accepts them; production should not (PROTOCOL.md §10.3 #7).
+	// server accepts them; production should not (docs/protocol-v0.md §10.3 #7).
 	AllowNoExp bool
 	// HTTPClient fetches the JWK Set; nil means a private client with a 10 s timeout.
 	HTTPClient *http.Client

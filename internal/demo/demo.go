@@ -1,5 +1,5 @@
 // Package demo holds the demo schema and settings that `pulsesync dev` and the tests share: the
-// tables and JWT secret the SQLiteNow KMP client's test suite expects (PROTOCOL.md §1.5).
+// tables and JWT secret the SQLiteNow KMP client's test suite expects (docs/protocol-v0.md §1.5).
 package demo
 
 // Secret is the HS256 secret the KMP client's test suite signs its tokens with.

@@ -16,7 +16,7 @@ const defaultDownloadPrefill = 100_000
 
 // downloadExec: every iteration pages the whole stream of the VU's user from
 // after=0, following next_after, until a page has has_more=false and fewer
-// than limit changes (the Go client's hydration loop, PROTOCOL.md §4.5).
+// than limit changes (the Go client's hydration loop, docs/protocol-v0.md §4.5).
 // Metrics: changes_downloaded (its rate is changes per second) and
 // http_req_duration{endpoint:download} per page.
 type downloadExec struct {

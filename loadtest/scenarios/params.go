@@ -13,7 +13,7 @@ import (
 )
 
 // DevSecret is the HS256 secret of `pulsesync dev` and of the reference
-// server's test setup (PROTOCOL.md §1.5).
+// server's test setup (docs/protocol-v0.md §1.5).
 const DevSecret = "your-secret-key-change-in-production"
 
 // Params are the parameters of every scenario, as written in a scenario's
@@ -143,7 +143,7 @@ func (p Params) validate() error {
 	case p.Batch < 1 || p.Rows < 1 || p.PrefillBatch < 1 || p.PrefillConcurrency < 1 || p.PrefillRows < 0:
 		return errors.New("batch, rows, prefill_batch and prefill_concurrency must be at least 1, prefill_rows not negative")
 	case p.Limit < 1 || p.Limit > 1000:
-		return errors.New("limit must be between 1 and 1000 (PROTOCOL.md §4.1)")
+		return errors.New("limit must be between 1 and 1000 (docs/protocol-v0.md §4.1)")
 	case p.Transport != "ws" && p.Transport != "sse":
 		return fmt.Errorf("transport %q must be ws or sse", p.Transport)
 	case p.Connections < 1 || p.SourceIPs < 0 || p.SourceIPs > 253 || p.ServerPID < 0:

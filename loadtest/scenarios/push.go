@@ -16,7 +16,7 @@ import (
 )
 
 // statusTokenExpired is the close code the server sends when the token that
-// opened the connection expires (DESIGN.md, push protocol).
+// opened the connection expires (docs/architecture.md, push protocol).
 const statusTokenExpired websocket.StatusCode = 4001
 
 // listenerExec: every iteration learns the user's head (a download with

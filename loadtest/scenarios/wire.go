@@ -15,7 +15,7 @@ import (
 	"github.com/pulsesync/pulsesync/loadtest"
 )
 
-// The JSON shapes of PROTOCOL.md §3.1–§3.2 and §4.3, reduced to what the
+// The JSON shapes of docs/protocol-v0.md §3.1–§3.2 and §4.3, reduced to what the
 // scenarios send and read.
 type (
 	change struct {

@@ -11,7 +11,7 @@ CREATE TABLE sync.user_seq (
 );
 
 -- The change stream. Only applied changes are written here, so the idempotency key below is
--- consumed only by applied changes (PROTOCOL.md §3.8). payload keeps the client's JSON text
+-- consumed only by applied changes (docs/protocol-v0.md §3.8). payload keeps the client's JSON text
 -- (compacted), NULL for deletes; ts defaults to the transaction start, shared by one upload.
 CREATE TABLE sync.changes (
     user_id          text        NOT NULL,
@@ -43,7 +43,7 @@ CREATE TABLE sync.rows (
 );
 
 -- Which user a business-table row belongs to. Business tables are keyed by id alone, so two
--- users syncing the same UUID would otherwise overwrite each other's rows (PROTOCOL.md §10.3 #9).
+-- users syncing the same UUID would otherwise overwrite each other's rows (docs/protocol-v0.md §10.3 #9).
 CREATE TABLE sync.business_owners (
     schema_name text NOT NULL,
     table_name  text NOT NULL,
