@@ -19,7 +19,14 @@ const reconcileEvery = 400 * time.Millisecond
 // Postgres LISTEN/NOTIFY.
 func pair(t *testing.T, nats *natsembed.Server, reconcile time.Duration) (a, b *servertest.Server) {
 	t.Helper()
-	opts := servertest.Options{ReconcileEvery: reconcile, NodeID: "node-a"}
+	return pairWith(t, servertest.Options{ReconcileEvery: reconcile}, nats)
+}
+
+// pairWith is pair for nodes started with opts (its NodeID, NATSURL and DatabaseURL set here):
+// node-a on a fresh database, node-b sharing it.
+func pairWith(t *testing.T, opts servertest.Options, nats *natsembed.Server) (a, b *servertest.Server) {
+	t.Helper()
+	opts.NodeID = "node-a"
 	if nats != nil {
 		opts.NATSURL = nats.URL()
 	}
