@@ -18,6 +18,11 @@ func (s Scenario) describe() string {
 			s.maxVUs(), stagesDuration(s.Stages), len(s.Stages), *s.GracefulRampDown)
 	case ConstantArrivalRate:
 		shape = fmt.Sprintf("%g iterations/%s for %s (maxVUs: %d-%d)", s.Rate, s.TimeUnit, s.Duration, s.PreAllocatedVUs, s.MaxVUs)
+	case RampingArrivalRate:
+		shape = fmt.Sprintf("up to %g iterations/%s for %s over %d stages (maxVUs: %d-%d)",
+			s.maxTarget(), s.TimeUnit, stagesDuration(s.Stages), len(s.Stages), s.PreAllocatedVUs, s.MaxVUs)
+	case SharedIterations:
+		shape = fmt.Sprintf("%d iterations shared among %d VUs (maxDuration: %s)", s.Iterations, s.VUs, s.MaxDuration)
 	case PerVUIterations:
 		shape = fmt.Sprintf("%d iterations for each of %d VUs (maxDuration: %s)", s.Iterations, s.VUs, s.MaxDuration)
 	default:
@@ -29,6 +34,15 @@ func (s Scenario) describe() string {
 	}
 	extra = append(extra, "gracefulStop: "+s.GracefulStop.String())
 	return fmt.Sprintf("%s (%s)", shape, strings.Join(extra, ", "))
+}
+
+// maxTarget is the highest rate a ramping-arrival-rate scenario reaches.
+func (s Scenario) maxTarget() float64 {
+	m := s.StartRate
+	for _, st := range s.Stages {
+		m = max(m, float64(st.Target))
+	}
+	return m
 }
 
 // stagesDuration is the stages' total length.

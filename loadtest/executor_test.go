@@ -267,7 +267,11 @@ func TestRun_RejectsBadOptions(t *testing.T) {
 		th   map[string][]Threshold
 		want error
 	}{
-		{"unknown executor", Scenario{Executor: "shared-iterations", Exec: "e"}, nil, ErrBadOptions},
+		{"unknown executor", Scenario{Executor: "externally-controlled", Exec: "e"}, nil, ErrBadOptions},
+		{"shared iterations fewer than VUs", Scenario{Executor: SharedIterations, Exec: "e", VUs: 3, Iterations: 2}, nil, ErrBadOptions},
+		{"ramping arrival rate without stages", Scenario{Executor: RampingArrivalRate, Exec: "e", PreAllocatedVUs: 1}, nil, ErrBadOptions},
+		{"ramping arrival rate without VUs", Scenario{Executor: RampingArrivalRate, Exec: "e", Stages: []Stage{{dur(time.Second), 5}}}, nil, ErrBadOptions},
+		{"negative start rate", Scenario{Executor: RampingArrivalRate, Exec: "e", StartRate: -1, PreAllocatedVUs: 1, Stages: []Stage{{dur(time.Second), 5}}}, nil, ErrBadOptions},
 		{"missing duration", Scenario{Executor: ConstantVUs, Exec: "e"}, nil, ErrBadOptions},
 		{"arrival rate without VUs", Scenario{Executor: ConstantArrivalRate, Exec: "e", Rate: 5, Duration: dur(time.Second)}, nil, ErrBadOptions},
 		{"maxVUs below preallocated", Scenario{Executor: ConstantArrivalRate, Exec: "e", Rate: 5, Duration: dur(time.Second), PreAllocatedVUs: 3, MaxVUs: 2}, nil, ErrBadOptions},
@@ -284,5 +288,137 @@ func TestRun_RejectsBadOptions(t *testing.T) {
 				t.Errorf("Validate error = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestArrivalSchedule_OffsetsFollowTheRate(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	offsets := func(a arrivalSchedule) []time.Duration {
+		var out []time.Duration
+		for k := 0; ; k++ {
+			at, ok := a.offset(k)
+			if !ok {
+				return out
+			}
+			out = append(out, at)
+		}
+	}
+	near := func(got, want []time.Duration) bool {
+		if len(got) != len(want) {
+			return false
+		}
+		for i := range got {
+			if d := got[i] - want[i]; d > time.Microsecond || d < -time.Microsecond {
+				return false
+			}
+		}
+		return true
+	}
+	cases := []struct {
+		name  string
+		sc    Scenario
+		want  []time.Duration
+		total time.Duration
+	}{
+		{
+			// 4 per 100 ms for 250 ms: 10 iterations, one every 25 ms.
+			name: "constant", sc: Scenario{Executor: ConstantArrivalRate, Rate: 4, TimeUnit: dur(100 * time.Millisecond), Duration: dur(250 * time.Millisecond)},
+			want:  []time.Duration{0, ms(25), ms(50), ms(75), ms(100), ms(125), ms(150), ms(175), ms(200), ms(225)},
+			total: ms(250),
+		},
+		{
+			// From 0 to 8/s over 1 s, then 8/s for 0.5 s: due(t) = 4t² in the ramp (4 due at
+			// 1 s), then 4 more at 1/8 s intervals.
+			name: "ramp up then hold", sc: Scenario{Executor: RampingArrivalRate, TimeUnit: dur(time.Second),
+				Stages: []Stage{{dur(time.Second), 8}, {dur(500 * time.Millisecond), 8}}},
+			want:  []time.Duration{0, ms(500), ms(707.10678), ms(866.02540), ms(1000), ms(1125), ms(1250), ms(1375)},
+			total: ms(1500),
+		},
+		{
+			// From 4/s down to 0 over 1 s: due(t) = 4t − 2t², 2 in all, the second at 0.2929 s.
+			name: "ramp down", sc: Scenario{Executor: RampingArrivalRate, StartRate: 4, TimeUnit: dur(time.Second),
+				Stages: []Stage{{dur(time.Second), 0}}},
+			want:  []time.Duration{0, ms(292.89322)},
+			total: ms(1000),
+		},
+		{
+			// A stage at rate 0 starts nothing; a zero-length stage jumps.
+			name: "idle then jump", sc: Scenario{Executor: RampingArrivalRate, TimeUnit: dur(time.Second),
+				Stages: []Stage{{dur(time.Second), 0}, {0, 10}, {dur(300 * time.Millisecond), 10}}},
+			want:  []time.Duration{ms(1000), ms(1100), ms(1200)},
+			total: ms(1300),
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := scheduleOf(tc.sc)
+			if got := offsets(a); !near(got, tc.want) {
+				t.Errorf("offsets = %v, want %v", got, tc.want)
+			}
+			if a.length() != tc.total {
+				t.Errorf("length = %v, want %v", a.length(), tc.total)
+			}
+		})
+	}
+}
+
+func TestRampingArrivalRate_RunsTheSchedulesCount(t *testing.T) {
+	var ran atomic.Int64
+	// From 0 to 400/s over 100 ms then 400/s for 100 ms: 20 + 40 iterations.
+	opts, reg := one(Scenario{
+		Executor: RampingArrivalRate, PreAllocatedVUs: 2, MaxVUs: 60,
+		Stages: []Stage{{dur(100 * time.Millisecond), 400}, {dur(100 * time.Millisecond), 400}},
+	}, func(context.Context, *VU) error {
+		ran.Add(1)
+		return nil
+	})
+	sum := run(t, opts, reg)
+	if got := value(t, sum, "iterations", "count"); got != 60 || ran.Load() != 60 {
+		t.Errorf("iterations = %v (ran %d), want 60", got, ran.Load())
+	}
+	if _, ok := sum.Metrics["dropped_iterations"]; ok {
+		t.Errorf("dropped_iterations = %v, want none", sum.Metrics["dropped_iterations"].Values)
+	}
+}
+
+func TestSharedIterations_VUsShareOnePool(t *testing.T) {
+	c := newConcurrency()
+	release := make(chan struct{})
+	var started atomic.Int64
+	// VU 1's first iteration blocks until the others have run the rest of the pool, so
+	// the pool is shared, not split per VU.
+	opts, reg := one(Scenario{Executor: SharedIterations, VUs: 3, Iterations: 10}, func(_ context.Context, vu *VU) error {
+		defer c.enter(vu)()
+		if started.Add(1) == 10 {
+			close(release)
+		}
+		if vu.IDInScenario == 1 && vu.Iteration == 0 {
+			<-release
+		}
+		return nil
+	})
+	sum := run(t, opts, reg)
+	if got := value(t, sum, "iterations", "count"); got != 10 {
+		t.Errorf("iterations = %v, want 10", got)
+	}
+	total := 0
+	for _, its := range c.perVU {
+		total += len(its)
+	}
+	if total != 10 || len(c.perVU[1]) != 1 {
+		t.Errorf("iterations per VU = %v, want 10 in all and 1 for the blocked VU 1", c.perVU)
+	}
+}
+
+func TestSharedIterations_CountsWhatMaxDurationLeftAsDropped(t *testing.T) {
+	opts, reg := one(Scenario{Executor: SharedIterations, VUs: 2, Iterations: 50, MaxDuration: dur(50 * time.Millisecond),
+		GracefulStop: durPtr(0)}, func(ctx context.Context, vu *VU) error {
+		<-vu.Draining().Done()
+		return nil
+	})
+	sum := run(t, opts, reg)
+	// Each VU takes one iteration and holds it to the end; the other 48 never start.
+	if got := value(t, sum, "dropped_iterations", "count"); got != 48 {
+		t.Errorf("dropped_iterations = %v, want 48", got)
 	}
 }

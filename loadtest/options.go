@@ -14,7 +14,9 @@ const (
 	ConstantVUs         = "constant-vus"
 	RampingVUs          = "ramping-vus"
 	ConstantArrivalRate = "constant-arrival-rate"
+	RampingArrivalRate  = "ramping-arrival-rate"
 	PerVUIterations     = "per-vu-iterations"
+	SharedIterations    = "shared-iterations"
 )
 
 // Defaults applied by Scenario.withDefaults, as in k6.
@@ -61,18 +63,19 @@ type Scenario struct {
 	// Seed, with the VU id, seeds every VU's random source; 0 is a valid fixed seed.
 	Seed uint64 `json:"seed,omitempty"`
 
-	// VUs: constant-vus and per-vu-iterations; 0 means 1.
+	// VUs: constant-vus, per-vu-iterations and shared-iterations; 0 means 1.
 	VUs int `json:"vus,omitempty"`
 	// Duration: constant-vus and constant-arrival-rate; required.
 	Duration Duration `json:"duration,omitempty"`
-	// Iterations per VU: per-vu-iterations; 0 means 1.
+	// Iterations: per VU in per-vu-iterations, in all in shared-iterations; 0 means 1.
 	Iterations int `json:"iterations,omitempty"`
-	// MaxDuration bounds per-vu-iterations; 0 means 10 min.
+	// MaxDuration bounds per-vu-iterations and shared-iterations; 0 means 10 min.
 	MaxDuration Duration `json:"maxDuration,omitempty"`
 
 	// StartVUs: ramping-vus; nil means 1.
 	StartVUs *int `json:"startVUs,omitempty"`
-	// Stages: ramping-vus; required. Targets are reached linearly over each stage.
+	// Stages: ramping-vus (targets are VUs) and ramping-arrival-rate (targets are
+	// iterations per timeUnit); required. Targets are reached linearly over each stage.
 	Stages []Stage `json:"stages,omitempty"`
 	// GracefulRampDown is how long a VU removed by a ramp-down may finish its
 	// iteration before it is interrupted; nil means 30 s.
@@ -80,11 +83,13 @@ type Scenario struct {
 
 	// Rate iterations are started per TimeUnit: constant-arrival-rate; required.
 	Rate float64 `json:"rate,omitempty"`
-	// TimeUnit: constant-arrival-rate; 0 means 1 s.
+	// StartRate is the rate per TimeUnit that ramping-arrival-rate starts from; 0 by default.
+	StartRate float64 `json:"startRate,omitempty"`
+	// TimeUnit: the arrival-rate executors; 0 means 1 s.
 	TimeUnit Duration `json:"timeUnit,omitempty"`
-	// PreAllocatedVUs: constant-arrival-rate; required (at least 1).
+	// PreAllocatedVUs: the arrival-rate executors; required (at least 1).
 	PreAllocatedVUs int `json:"preAllocatedVUs,omitempty"`
-	// MaxVUs: constant-arrival-rate; 0 means PreAllocatedVUs.
+	// MaxVUs: the arrival-rate executors; 0 means PreAllocatedVUs.
 	MaxVUs int `json:"maxVUs,omitempty"`
 }
 
@@ -141,7 +146,7 @@ func (s Scenario) withDefaults() Scenario {
 		if s.VUs == 0 {
 			s.VUs = 1
 		}
-	case PerVUIterations:
+	case PerVUIterations, SharedIterations:
 		if s.VUs == 0 {
 			s.VUs = 1
 		}
@@ -160,7 +165,7 @@ func (s Scenario) withDefaults() Scenario {
 			d := Duration(DefaultGracefulStop)
 			s.GracefulRampDown = &d
 		}
-	case ConstantArrivalRate:
+	case ConstantArrivalRate, RampingArrivalRate:
 		if s.TimeUnit == 0 {
 			s.TimeUnit = Duration(DefaultTimeUnit)
 		}
@@ -188,17 +193,16 @@ func (s Scenario) validate() error {
 		if s.VUs < 1 || s.Iterations < 1 || s.MaxDuration <= 0 {
 			return fmt.Errorf("%s needs vus >= 1, iterations >= 1 and a positive maxDuration", s.Executor)
 		}
+	case SharedIterations:
+		if s.VUs < 1 || s.Iterations < s.VUs || s.MaxDuration <= 0 {
+			return fmt.Errorf("%s needs vus >= 1, iterations >= vus and a positive maxDuration", s.Executor)
+		}
 	case RampingVUs:
-		if len(s.Stages) == 0 {
-			return fmt.Errorf("%s needs at least one stage", s.Executor)
+		if err := s.validateStages(); err != nil {
+			return err
 		}
 		if *s.StartVUs < 0 || *s.GracefulRampDown < 0 {
 			return fmt.Errorf("%s: startVUs and gracefulRampDown must not be negative", s.Executor)
-		}
-		for i, st := range s.Stages {
-			if st.Target < 0 || st.Duration < 0 {
-				return fmt.Errorf("%s: stage %d: target and duration must not be negative", s.Executor, i)
-			}
 		}
 		if s.maxVUs() < 1 {
 			return fmt.Errorf("%s: no stage and no startVUs asks for a VU", s.Executor)
@@ -207,13 +211,40 @@ func (s Scenario) validate() error {
 		if s.Rate <= 0 || s.TimeUnit <= 0 || s.Duration <= 0 {
 			return fmt.Errorf("%s needs a positive rate, timeUnit and duration", s.Executor)
 		}
-		if s.PreAllocatedVUs < 1 || s.MaxVUs < s.PreAllocatedVUs {
-			return fmt.Errorf("%s needs preAllocatedVUs >= 1 and maxVUs >= preAllocatedVUs", s.Executor)
+		return s.validateArrivalVUs()
+	case RampingArrivalRate:
+		if err := s.validateStages(); err != nil {
+			return err
 		}
+		if s.StartRate < 0 || s.TimeUnit <= 0 {
+			return fmt.Errorf("%s needs a positive timeUnit and a startRate not negative", s.Executor)
+		}
+		return s.validateArrivalVUs()
 	case "":
 		return fmt.Errorf("executor is required")
 	default:
 		return fmt.Errorf("unknown executor %q", s.Executor)
+	}
+	return nil
+}
+
+// validateStages checks the stages of a ramping executor.
+func (s Scenario) validateStages() error {
+	if len(s.Stages) == 0 {
+		return fmt.Errorf("%s needs at least one stage", s.Executor)
+	}
+	for i, st := range s.Stages {
+		if st.Target < 0 || st.Duration < 0 {
+			return fmt.Errorf("%s: stage %d: target and duration must not be negative", s.Executor, i)
+		}
+	}
+	return nil
+}
+
+// validateArrivalVUs checks the VU bounds of an arrival-rate executor.
+func (s Scenario) validateArrivalVUs() error {
+	if s.PreAllocatedVUs < 1 || s.MaxVUs < s.PreAllocatedVUs {
+		return fmt.Errorf("%s needs preAllocatedVUs >= 1 and maxVUs >= preAllocatedVUs", s.Executor)
 	}
 	return nil
 }
@@ -228,7 +259,7 @@ func (s Scenario) maxVUs() int {
 			m = max(m, st.Target)
 		}
 		return m
-	case ConstantArrivalRate:
+	case ConstantArrivalRate, RampingArrivalRate:
 		return s.MaxVUs
 	default:
 		return s.VUs

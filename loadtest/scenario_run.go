@@ -100,8 +100,10 @@ func (s *scenarioRun) run(ctx context.Context) {
 		s.perVUIterations(hard, drain, &wg)
 	case RampingVUs:
 		s.rampingVUs(hard, drain, &wg)
-	case ConstantArrivalRate:
-		s.constantArrivalRate(hard, drain, &wg)
+	case SharedIterations:
+		s.sharedIterations(hard, drain, &wg)
+	case ConstantArrivalRate, RampingArrivalRate:
+		s.arrivalRate(hard, drain, &wg)
 	}
 	startDrain()
 
@@ -154,14 +156,44 @@ func (s *scenarioRun) constantVUs(hard, drain context.Context, wg *sync.WaitGrou
 }
 
 func (s *scenarioRun) perVUIterations(hard, drain context.Context, wg *sync.WaitGroup) {
+	s.iterationsBounded(hard, drain, wg, func(vu *VU) bool { return vu.Iteration < int64(s.cfg.Iterations) })
+}
+
+// sharedIterations lets the VUs take iterations from one pool until it is empty, so a fast VU
+// runs more of them than a slow one; the pool's iterations left at maxDuration count in
+// dropped_iterations, as in k6.
+func (s *scenarioRun) sharedIterations(hard, drain context.Context, wg *sync.WaitGroup) {
+	var (
+		mu     sync.Mutex
+		taken  int
+		closed bool // maxDuration passed: nothing more is taken
+	)
+	s.iterationsBounded(hard, drain, wg, func(*VU) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed || taken == s.cfg.Iterations {
+			return false
+		}
+		taken++
+		return true
+	})
+	mu.Lock()
+	closed = true
+	left := s.cfg.Iterations - taken
+	mu.Unlock()
+	if left > 0 {
+		s.dropped.Add(float64(left))
+	}
+}
+
+// iterationsBounded runs the scenario's VUs while more allows, and returns once every VU is
+// done or maxDuration has passed (run then drains the VUs).
+func (s *scenarioRun) iterationsBounded(hard, drain context.Context, wg *sync.WaitGroup, more func(*VU) bool) {
 	s.vus.allocate(s.cfg.VUs)
 	for i := range s.cfg.VUs {
 		vu := s.newVU(i, drain)
-		wg.Go(func() {
-			s.loopVU(hard, vu, func() bool { return vu.Iteration < int64(s.cfg.Iterations) })
-		})
+		wg.Go(func() { s.loopVU(hard, vu, func() bool { return more(vu) }) })
 	}
-	// Ends once every VU is done, which run guarantees by waiting for wg.
 	allDone := make(chan struct{})
 	go func() {
 		wg.Wait()

@@ -49,6 +49,7 @@ func main() {
 type cli struct {
 	config, summaryExport, logLevel string
 	thresholds                      thresholdFlags
+	stages                          stageFlags
 
 	scenario, executor            string
 	vus, iterations, preAllocated int
@@ -66,7 +67,7 @@ type cli struct {
 
 // shapeFlags describe a single scenario and make no sense with --config.
 func shapeFlags() []string {
-	return []string{"scenario", "executor", "vus", "duration", "iterations", "rate", "time-unit", "pre-allocated-vus", "max-vus", "seed"}
+	return []string{"scenario", "executor", "vus", "duration", "iterations", "stage", "rate", "time-unit", "pre-allocated-vus", "max-vus", "seed"}
 }
 
 func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
@@ -78,14 +79,15 @@ func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&c.thresholds, "threshold", "add a threshold `selector=expr`, e.g. 'http_req_duration{endpoint:upload}=p(99)<50' (repeatable)")
 
 	fs.StringVar(&c.scenario, "scenario", "", "run one scenario without --config: upload, download, poll, idle_ws, push_listener, push_uploader, v1_push, v1_pull, v1_snapshot, v1_watch or v1_watch_uploader; or push (v0) or watch (v1): --vus listeners (default 100) and, after a warm-up of a fifth of --duration, --rate uploads per --time-unit (default 20) for their users, measuring push_latency or watch_latency")
-	fs.StringVar(&c.executor, "executor", "", "executor of --scenario; default constant-arrival-rate with --rate, per-vu-iterations with --iterations, else constant-vus")
-	fs.IntVar(&c.vus, "vus", 1, "VUs of --scenario (constant-vus, per-vu-iterations)")
+	fs.StringVar(&c.executor, "executor", "", "executor of --scenario: constant-vus, ramping-vus, constant-arrival-rate, ramping-arrival-rate, per-vu-iterations or shared-iterations; default ramping-vus with --stage, constant-arrival-rate with --rate, shared-iterations with --iterations, else constant-vus")
+	fs.IntVar(&c.vus, "vus", 1, "VUs of --scenario (constant-vus, per-vu-iterations, shared-iterations; startVUs of ramping-vus)")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "duration of --scenario (constant-vus, constant-arrival-rate)")
-	fs.IntVar(&c.iterations, "iterations", 0, "iterations per VU of --scenario (per-vu-iterations)")
-	fs.Float64Var(&c.rate, "rate", 0, "iterations started per --time-unit (constant-arrival-rate)")
-	fs.DurationVar(&c.timeUnit, "time-unit", time.Second, "time unit of --rate")
-	fs.IntVar(&c.preAllocated, "pre-allocated-vus", 0, "VUs ready at the start (constant-arrival-rate); default --vus")
-	fs.IntVar(&c.maxVUs, "max-vus", 0, "most VUs (constant-arrival-rate); default --pre-allocated-vus")
+	fs.IntVar(&c.iterations, "iterations", 0, "iterations of --scenario: shared among the VUs (shared-iterations) or per VU (per-vu-iterations)")
+	fs.Var(&c.stages, "stage", "add a stage `duration:target` to --scenario, e.g. 30s:100 (repeatable; ramping-vus: target VUs, ramping-arrival-rate: target rate per --time-unit)")
+	fs.Float64Var(&c.rate, "rate", 0, "iterations started per --time-unit (constant-arrival-rate; startRate of ramping-arrival-rate)")
+	fs.DurationVar(&c.timeUnit, "time-unit", time.Second, "time unit of --rate and of ramping-arrival-rate's targets")
+	fs.IntVar(&c.preAllocated, "pre-allocated-vus", 0, "VUs ready at the start (arrival-rate executors); default --vus")
+	fs.IntVar(&c.maxVUs, "max-vus", 0, "most VUs (arrival-rate executors); default --pre-allocated-vus")
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the VUs' random sources for --scenario")
 
 	p := &c.params
@@ -150,6 +152,27 @@ func (t *thresholdFlags) Set(v string) error {
 	}
 	sel = strings.TrimSpace(sel)
 	(*t)[sel] = append((*t)[sel], loadtest.Threshold{Expr: strings.TrimSpace(expr)})
+	return nil
+}
+
+// stageFlags collects --stage duration:target.
+type stageFlags []loadtest.Stage
+
+// String is required by flag.Value; the collected stages have no one-line form.
+func (s *stageFlags) String() string { return "" }
+
+// Set adds one duration:target.
+func (s *stageFlags) Set(v string) error {
+	d, t, ok := strings.Cut(v, ":")
+	dur, err := time.ParseDuration(strings.TrimSpace(d))
+	if !ok || err != nil || dur < 0 {
+		return fmt.Errorf("want duration:target, e.g. 30s:100")
+	}
+	target, err := strconv.Atoi(strings.TrimSpace(t))
+	if err != nil || target < 0 {
+		return fmt.Errorf("want duration:target with a target of 0 or more, e.g. 30s:100")
+	}
+	*s = append(*s, loadtest.Stage{Duration: loadtest.Duration(dur), Target: target})
 	return nil
 }
 
@@ -303,27 +326,39 @@ func (c *cli) options(set map[string]bool) (loadtest.Options, error) {
 	return opts, nil
 }
 
-// flagScenario is the single scenario the shape flags describe.
+// flagScenario is the single scenario the shape flags describe, chosen as k6 chooses for its
+// shortcut options; flags the executor does not take are left out (the engine's validation
+// then names what is missing).
 func (c *cli) flagScenario() loadtest.Scenario {
-	sc := loadtest.Scenario{Executor: c.executor, Exec: c.scenario, Seed: c.seed, VUs: c.vus, Iterations: c.iterations}
+	sc := loadtest.Scenario{Executor: c.executor, Exec: c.scenario, Seed: c.seed}
 	if sc.Executor == "" {
 		switch {
+		case len(c.stages) > 0:
+			sc.Executor = loadtest.RampingVUs
 		case c.rate > 0:
 			sc.Executor = loadtest.ConstantArrivalRate
 		case c.iterations > 0:
-			sc.Executor = loadtest.PerVUIterations
+			sc.Executor = loadtest.SharedIterations
 		default:
 			sc.Executor = loadtest.ConstantVUs
 		}
 	}
-	if sc.Executor == loadtest.ConstantVUs || sc.Executor == loadtest.ConstantArrivalRate {
-		sc.Duration = loadtest.Duration(c.duration)
-	}
-	if sc.Executor == loadtest.ConstantArrivalRate {
-		sc.Rate, sc.TimeUnit, sc.VUs = c.rate, loadtest.Duration(c.timeUnit), 0
-		sc.PreAllocatedVUs, sc.MaxVUs = c.preAllocated, c.maxVUs
+	switch sc.Executor {
+	case loadtest.ConstantVUs:
+		sc.VUs, sc.Duration = c.vus, loadtest.Duration(c.duration)
+	case loadtest.PerVUIterations, loadtest.SharedIterations:
+		sc.VUs, sc.Iterations = c.vus, c.iterations
+	case loadtest.RampingVUs:
+		sc.StartVUs, sc.Stages = &c.vus, c.stages
+	case loadtest.ConstantArrivalRate, loadtest.RampingArrivalRate:
+		sc.TimeUnit, sc.PreAllocatedVUs, sc.MaxVUs = loadtest.Duration(c.timeUnit), c.preAllocated, c.maxVUs
 		if sc.PreAllocatedVUs == 0 {
 			sc.PreAllocatedVUs = c.vus
+		}
+		if sc.Executor == loadtest.ConstantArrivalRate {
+			sc.Rate, sc.Duration = c.rate, loadtest.Duration(c.duration)
+		} else {
+			sc.StartRate, sc.Stages = c.rate, c.stages
 		}
 	}
 	return sc

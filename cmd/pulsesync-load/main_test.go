@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -155,8 +156,12 @@ func TestCLI_FlagScenarioShapes(t *testing.T) {
 		want string
 	}{
 		{[]string{"--scenario", "upload", "--vus", "16", "--duration", "30s"}, "constant-vus vus=16 dur=30s"},
-		{[]string{"--scenario", "upload", "--iterations", "5"}, "per-vu-iterations vus=1 dur=0s"},
+		{[]string{"--scenario", "upload", "--iterations", "5"}, "shared-iterations vus=1 dur=0s its=5"},
+		{[]string{"--scenario", "upload", "--executor", "per-vu-iterations", "--vus", "2", "--iterations", "5"}, "per-vu-iterations vus=2 dur=0s its=5"},
 		{[]string{"--scenario", "upload", "--rate", "200", "--vus", "4", "--max-vus", "9"}, "constant-arrival-rate vus=0 dur=30s pre=4 max=9 rate=200"},
+		{[]string{"--scenario", "upload", "--vus", "2", "--stage", "10s:20", "--stage", "5s:0"}, "ramping-vus vus=0 dur=0s start=2 stages=[{10s 20} {5s 0}]"},
+		{[]string{"--scenario", "upload", "--executor", "ramping-arrival-rate", "--rate", "5", "--vus", "3", "--stage", "10s:50"},
+			"ramping-arrival-rate vus=0 dur=0s pre=3 max=0 rate=5 stages=[{10s 50}]"},
 	}
 	for _, tc := range cases {
 		var c cli
@@ -165,8 +170,16 @@ func TestCLI_FlagScenarioShapes(t *testing.T) {
 		}
 		sc := c.flagScenario()
 		got := sc.Executor + " vus=" + strconv.Itoa(sc.VUs) + " dur=" + sc.Duration.String()
-		if sc.Executor == "constant-arrival-rate" {
-			got += " pre=" + strconv.Itoa(sc.PreAllocatedVUs) + " max=" + strconv.Itoa(sc.MaxVUs) + " rate=" + strconv.Itoa(int(sc.Rate))
+		switch sc.Executor {
+		case "constant-arrival-rate", "ramping-arrival-rate":
+			got += " pre=" + strconv.Itoa(sc.PreAllocatedVUs) + " max=" + strconv.Itoa(sc.MaxVUs) + " rate=" + strconv.Itoa(int(sc.Rate+sc.StartRate))
+		case "shared-iterations", "per-vu-iterations":
+			got += " its=" + strconv.Itoa(sc.Iterations)
+		case "ramping-vus":
+			got += " start=" + strconv.Itoa(*sc.StartVUs)
+		}
+		if len(sc.Stages) > 0 {
+			got += fmt.Sprint(" stages=", sc.Stages)
 		}
 		if got != tc.want {
 			t.Errorf("%v → %s, want %s", tc.args, got, tc.want)

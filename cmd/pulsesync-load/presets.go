@@ -27,7 +27,7 @@ const (
 )
 
 // presetFlags cannot shape a pair preset.
-func presetFlags() []string { return []string{"executor", "iterations"} }
+func presetFlags() []string { return []string{"executor", "iterations", "stage"} }
 
 // pairScenarios builds the scenarios "listeners" and "uploaders" of a pair preset from the
 // shape flags: --vus listeners over as many users (times --devices-per-user) for --duration,
