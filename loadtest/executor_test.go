@@ -383,17 +383,15 @@ func TestRampingArrivalRate_RunsTheSchedulesCount(t *testing.T) {
 
 func TestSharedIterations_VUsShareOnePool(t *testing.T) {
 	c := newConcurrency()
-	release := make(chan struct{})
-	var started atomic.Int64
-	// VU 1's first iteration blocks until the others have run the rest of the pool, so
-	// the pool is shared, not split per VU.
+	var entered sync.WaitGroup
+	entered.Add(3)
+	// Every VU's first iteration waits until all three have one, so each VU runs at least
+	// one; the pool of 10 is then shared (per-VU pools would run 30).
 	opts, reg := one(Scenario{Executor: SharedIterations, VUs: 3, Iterations: 10}, func(_ context.Context, vu *VU) error {
 		defer c.enter(vu)()
-		if started.Add(1) == 10 {
-			close(release)
-		}
-		if vu.IDInScenario == 1 && vu.Iteration == 0 {
-			<-release
+		if vu.Iteration == 0 {
+			entered.Done()
+			entered.Wait()
 		}
 		return nil
 	})
@@ -405,8 +403,8 @@ func TestSharedIterations_VUsShareOnePool(t *testing.T) {
 	for _, its := range c.perVU {
 		total += len(its)
 	}
-	if total != 10 || len(c.perVU[1]) != 1 {
-		t.Errorf("iterations per VU = %v, want 10 in all and 1 for the blocked VU 1", c.perVU)
+	if total != 10 || len(c.perVU) != 3 {
+		t.Errorf("iterations per VU = %v, want 10 in all over 3 VUs", c.perVU)
 	}
 }
 
