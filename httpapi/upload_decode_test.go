@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"regexp"
 	"strconv"
 	"testing"
 
@@ -117,9 +118,13 @@ func encodeUploadBody(t *testing.T, changes []pg.ChangeInput) []byte {
 	return append(b, "]}"...)
 }
 
-// FuzzDecodeUpload checks that decoding never panics, that every refusal is a 400 and that an
-// accepted body survives a round trip: re-encoding its changes and decoding them again yields
-// the same ids, fields and raw payloads, in the same order.
+// missingIDMessage is the one refusal besides msgUnparsableUpload: a change without its id.
+var missingIDMessage = regexp.MustCompile(`^changes\[(0|[1-9][0-9]*)\]: source_change_id is required$`)
+
+// FuzzDecodeUpload checks that decoding never panics, that every refusal is a 400 with one of
+// the two documented messages and that an accepted body survives a round trip: re-encoding its
+// changes and decoding them again yields the same ids, fields and raw payloads, in the same
+// order. Hostile bodies beyond decodeCases are in testdata/fuzz/FuzzDecodeUpload.
 func FuzzDecodeUpload(f *testing.F) {
 	for _, tc := range decodeCases {
 		f.Add([]byte(tc.body))
@@ -130,6 +135,9 @@ func FuzzDecodeUpload(f *testing.F) {
 			var bad *badRequest
 			if !errors.As(err, &bad) {
 				t.Fatalf("decodeUpload(%q) failed with %T %v, want *badRequest", body, err, err)
+			}
+			if bad.message != msgUnparsableUpload && !missingIDMessage.MatchString(bad.message) {
+				t.Fatalf("decodeUpload(%q) refused with %q, not a documented message", body, bad.message)
 			}
 			return
 		}
