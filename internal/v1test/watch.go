@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,10 +51,11 @@ type Watch struct {
 	t      testing.TB
 	events chan Event
 	done   chan error // the reason the stream ended; nil for a clean end
+	close  func()
 }
 
 // Watch opens a watch stream after the checkpoint after and fails the test unless it answers
-// 200 text/event-stream. The stream closes when the test ends.
+// 200 text/event-stream. The stream closes with Close or when the test ends.
 func (c *Client) Watch(t testing.TB, after int64) *Watch {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -62,18 +64,22 @@ func (c *Client) Watch(t testing.TB, after int64) *Watch {
 		cancel()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	closeOnce := sync.OnceFunc(func() {
 		cancel()
 		resp.Body.Close()
 	})
+	t.Cleanup(closeOnce)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 		t.Fatalf("open watch after %d: %d %s %s, want 200 text/event-stream", after, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	w := &Watch{t: t, events: make(chan Event, 64), done: make(chan error, 1)}
+	w := &Watch{t: t, events: make(chan Event, 64), done: make(chan error, 1), close: closeOnce}
 	go w.read(resp.Body)
 	return w
 }
+
+// Close ends the stream from the client's side; a Next waiting meanwhile returns an error.
+func (w *Watch) Close() { w.close() }
 
 // read parses the stream as the client does: comments, id:, retry: and other event types are
 // ignored, multi-line data is joined, a bundle event needs bundle_seq > 0 and a valid
