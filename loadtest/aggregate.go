@@ -23,17 +23,24 @@ type aggregate struct {
 // aggregate merges the series that sel picks: the whole metric for no tags,
 // otherwise every tagged series whose tags include sel.
 func (mt *metric) aggregate(sel Tags) aggregate {
+	if len(sel) == 0 {
+		return mt.aggregateWhere(func(key string, _ *series) bool { return key == "" })
+	}
+	return mt.aggregateWhere(func(key string, s *series) bool { return key != "" && s.tags.contains(sel) })
+}
+
+// aggregateShown merges the series whose handles had exactly the tags keyed
+// shown: one series of the summary.
+func (mt *metric) aggregateShown(shown string) aggregate {
+	return mt.aggregateWhere(func(key string, s *series) bool { return key != "" && s.shown == shown })
+}
+
+func (mt *metric) aggregateWhere(pick func(string, *series) bool) aggregate {
 	a := aggregate{typ: mt.typ, contains: mt.contains, min: math.Inf(1), max: math.Inf(-1)}
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
-	if len(sel) == 0 {
-		if s := mt.series[""]; s != nil {
-			a.fold(s)
-		}
-		return a
-	}
 	for key, s := range mt.series {
-		if key != "" && s.tags.contains(sel) {
+		if pick(key, s) {
 			a.fold(s)
 		}
 	}

@@ -53,8 +53,11 @@ type Env struct {
 	Scenario string
 	// MaxVUs is the most VUs the scenario can run at once.
 	MaxVUs int
-	// Metrics is the run's metric set, shared by every scenario.
+	// Metrics is the run's metric set, shared by every scenario, as a view
+	// that tags every sample with scenario:<name> and the scenario's Tags.
 	Metrics *Metrics
+	// Vars are the scenario's env (Scenario.Env); nil when it has none.
+	Vars map[string]string
 	// Logger is the run's logger.
 	Logger *slog.Logger
 

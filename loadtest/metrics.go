@@ -64,7 +64,25 @@ func parseContains(s string) (Contains, error) {
 // Tags sub-key a metric: samples recorded through a handle with tags count in
 // the metric itself and in the series for exactly those tags, which thresholds
 // and the summary address as name{key:value,...}.
+//
+// Tags come from two places. The handle's own tags (endpoint:upload,
+// check:…) are shown in the summary as series of their own. A view's tags
+// (Metrics.WithTags: the scenario's name and its configured tags) and the
+// tags the HTTP client adds per request (status, method, name,
+// expected_response) are carried by every sample too, so thresholds can
+// select them, as in k6, but the summary does not list a series for each.
 type Tags map[string]string
+
+// merge returns t with o's tags on top; nil when both are empty.
+func (t Tags) merge(o Tags) Tags {
+	if len(t)+len(o) == 0 {
+		return nil
+	}
+	out := make(Tags, len(t)+len(o))
+	maps.Copy(out, t)
+	maps.Copy(out, o)
+	return out
+}
 
 // key is the canonical "k:v,k:v" form, sorted by key; "" for no tags.
 func (t Tags) key() string {
@@ -97,17 +115,32 @@ func (t Tags) contains(sel Tags) bool {
 
 var metricNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`)
 
-// Metrics holds every metric of one test run. Handles returned by its methods
+// Metrics holds every metric of one test run, or is a view of them whose
+// handles add tags of their own (WithTags). Handles returned by its methods
 // are safe for concurrent use and record without locks; resolve them once
 // (when an exec is built) rather than per sample.
 type Metrics struct {
+	set  *metricSet
+	tags Tags // added to every handle's samples, not shown in the summary
+}
+
+// metricSet is the run's metrics by name, shared by every view.
+type metricSet struct {
 	mu     sync.Mutex
 	byName map[string]*metric
 }
 
 // NewMetrics returns an empty metric set.
 func NewMetrics() *Metrics {
-	return &Metrics{byName: map[string]*metric{}}
+	return &Metrics{set: &metricSet{byName: map[string]*metric{}}}
+}
+
+// WithTags returns a view of the same metrics whose handles tag every sample
+// with tags as well (on top of the view's own). The engine gives each
+// scenario such a view with its name and configured tags, as k6 tags every
+// sample of a scenario.
+func (m *Metrics) WithTags(tags Tags) *Metrics {
+	return &Metrics{set: m.set, tags: m.tags.merge(tags)}
 }
 
 type metric struct {
@@ -115,14 +148,15 @@ type metric struct {
 	typ      MetricType
 	contains Contains
 	mu       sync.Mutex
-	series   map[string]*series // by Tags.key(); "" is the whole metric
+	series   map[string]*series // by all tags' key and the shown tags' key; "" is the whole metric
 }
 
 // series is the sink of one metric and tag set. Only the fields of its
 // metric's type are used.
 type series struct {
-	tags Tags
-	n    atomic.Int64 // samples recorded
+	tags  Tags   // every tag its samples carry
+	shown string // key of the handle's own tags: the summary's series
+	n     atomic.Int64 // samples recorded
 
 	sum atomicFloat // counter total, trend sum
 
@@ -136,8 +170,8 @@ type series struct {
 	hist histogram // trend
 }
 
-func newSeries(tags Tags) *series {
-	s := &series{tags: tags}
+func newSeries(tags Tags, shown string) *series {
+	s := &series{tags: tags, shown: shown}
 	s.min.store(math.Inf(1))
 	s.max.store(math.Inf(-1))
 	return s
@@ -156,9 +190,9 @@ func (m *Metrics) handleSeries(name string, typ MetricType, c Contains, tags Tag
 		panic(fmt.Sprintf("loadtest: metric %q is a %s of %s values, not a %s of %s values",
 			name, mt.typ, mt.contains, typ, c))
 	}
-	out := []*series{mt.get("", nil)}
-	if len(tags) > 0 {
-		out = append(out, mt.get(tags.key(), tags))
+	out := []*series{mt.get(nil, "")}
+	if all := m.tags.merge(tags); len(all) > 0 {
+		out = append(out, mt.get(all, tags.key()))
 	}
 	return out
 }
@@ -169,28 +203,41 @@ func (m *Metrics) metric(name string, typ MetricType, c Contains) *metric {
 	if !metricNameRE.MatchString(name) {
 		return nil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	mt := m.byName[name]
+	m.set.mu.Lock()
+	defer m.set.mu.Unlock()
+	mt := m.set.byName[name]
 	if mt == nil {
 		mt = &metric{name: name, typ: typ, contains: c, series: map[string]*series{}}
-		m.byName[name] = mt
+		m.set.byName[name] = mt
 	}
 	return mt
 }
 
 func (m *Metrics) lookup(name string) *metric {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.byName[name]
+	m.set.mu.Lock()
+	defer m.set.mu.Unlock()
+	return m.set.byName[name]
 }
 
-func (mt *metric) get(key string, tags Tags) *series {
+// all returns every metric.
+func (m *Metrics) all() []*metric {
+	m.set.mu.Lock()
+	defer m.set.mu.Unlock()
+	return slices.Collect(maps.Values(m.set.byName))
+}
+
+// get returns the series for tags, of which those keyed shown are the
+// handle's own; nil tags is the whole metric.
+func (mt *metric) get(tags Tags, shown string) *series {
+	key := ""
+	if len(tags) > 0 {
+		key = tags.key() + "|" + shown
+	}
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
 	s := mt.series[key]
 	if s == nil {
-		s = newSeries(maps.Clone(tags))
+		s = newSeries(maps.Clone(tags), shown)
 		mt.series[key] = s
 	}
 	return s

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -62,6 +63,12 @@ type Scenario struct {
 	GracefulStop *Duration `json:"gracefulStop,omitempty"`
 	// Seed, with the VU id, seeds every VU's random source; 0 is a valid fixed seed.
 	Seed uint64 `json:"seed,omitempty"`
+	// Tags are added to every sample the scenario records, beside the tag
+	// scenario:<name>, so thresholds can select them ("http_reqs{team:sync}").
+	Tags Tags `json:"tags,omitempty"`
+	// Env are variables the scenario's exec reads from Env.Vars, as k6 hands a
+	// scenario's env to its script.
+	Env map[string]string `json:"env,omitempty"`
 
 	// VUs: constant-vus, per-vu-iterations and shared-iterations; 0 means 1.
 	VUs int `json:"vus,omitempty"`
@@ -184,6 +191,14 @@ func (s Scenario) validate() error {
 	if s.StartTime < 0 || *s.GracefulStop < 0 {
 		return fmt.Errorf("startTime and gracefulStop must not be negative")
 	}
+	for k, v := range s.Tags {
+		if err := checkTag(k, v); err != nil {
+			return err
+		}
+		if k == "scenario" {
+			return fmt.Errorf("tag %q is the engine's: it holds the scenario's name", k)
+		}
+	}
 	switch s.Executor {
 	case ConstantVUs:
 		if s.VUs < 1 || s.Duration <= 0 {
@@ -224,6 +239,15 @@ func (s Scenario) validate() error {
 		return fmt.Errorf("executor is required")
 	default:
 		return fmt.Errorf("unknown executor %q", s.Executor)
+	}
+	return nil
+}
+
+// checkTag refuses a tag that a selector could not name: empty, or holding
+// one of the selector syntax's characters.
+func checkTag(k, v string) error {
+	if k == "" || v == "" || strings.ContainsAny(k+v, "{},:\"'") {
+		return fmt.Errorf("tag %q:%q: keys and values must be non-empty and free of { } , : and quotes", k, v)
 	}
 	return nil
 }

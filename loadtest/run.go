@@ -47,12 +47,13 @@ func prepare(opts Options, reg Registry) (*plan, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: scenario %q: exec %q is not registered", ErrUnknownExec, name, sc.Exec)
 		}
-		env := &Env{Scenario: name, MaxVUs: sc.maxVUs(), Metrics: p.metrics, Logger: opts.Logger.With("scenario", name), run: p.shared}
+		view := p.metrics.WithTags(Tags{"scenario": name}.merge(sc.Tags))
+		env := &Env{Scenario: name, MaxVUs: sc.maxVUs(), Metrics: view, Vars: sc.Env, Logger: opts.Logger.With("scenario", name), run: p.shared}
 		exec, err := factory(env, sc.Params)
 		if err != nil {
 			return nil, fmt.Errorf("%w: scenario %q: exec %q: %w", ErrBadOptions, name, sc.Exec, err)
 		}
-		p.scenarios = append(p.scenarios, newScenarioRun(name, sc, exec, nextID, p.metrics, p.vus, opts.Logger))
+		p.scenarios = append(p.scenarios, newScenarioRun(name, sc, exec, nextID, view, p.vus, opts.Logger))
 		nextID += sc.maxVUs()
 	}
 	th, err := compileThresholds(p.metrics, opts.Thresholds)

@@ -104,29 +104,30 @@ func (p *plan) summary(elapsed time.Duration, aborted string) Summary {
 	for _, sr := range p.scenarios {
 		s.State.Scenarios[sr.name] = sr.cfg.describe()
 	}
-	p.metrics.mu.Lock()
-	metrics := make([]*metric, 0, len(p.metrics.byName))
-	for _, mt := range p.metrics.byName {
-		metrics = append(metrics, mt)
-	}
-	p.metrics.mu.Unlock()
-	for _, mt := range metrics {
+	for _, mt := range p.metrics.all() {
 		mt.mu.Lock()
-		sets := make([]Tags, 0, len(mt.series))
-		for _, se := range mt.series {
+		shown := map[string]bool{}
+		whole := false
+		for key, se := range mt.series {
 			if se.n.Load() > 0 {
-				sets = append(sets, se.tags)
+				whole = whole || key == ""
+				if key != "" && se.shown != "" {
+					shown[se.shown] = true
+				}
 			}
 		}
 		mt.mu.Unlock()
-		for _, tags := range sets {
-			s.Metrics[selectorName(mt.name, tags)] = seriesSummary(mt, tags, elapsed)
+		if whole {
+			s.Metrics[mt.name] = seriesSummary(mt.aggregate(nil), elapsed)
+		}
+		for key := range shown {
+			s.Metrics[mt.name+"{"+key+"}"] = seriesSummary(mt.aggregateShown(key), elapsed)
 		}
 	}
 	for _, th := range p.thresholds {
 		ms, ok := s.Metrics[th.selector]
 		if !ok {
-			ms = seriesSummary(th.metric, th.tags, elapsed)
+			ms = seriesSummary(th.metric.aggregate(th.tags), elapsed)
 		}
 		if ms.Thresholds == nil {
 			ms.Thresholds = map[string]ThresholdResult{}
@@ -140,8 +141,8 @@ func (p *plan) summary(elapsed time.Duration, aborted string) Summary {
 	return s
 }
 
-func seriesSummary(mt *metric, tags Tags, elapsed time.Duration) MetricSummary {
-	return MetricSummary{Type: mt.typ, Contains: mt.contains, Values: mt.aggregate(tags).values(elapsed)}
+func seriesSummary(a aggregate, elapsed time.Duration) MetricSummary {
+	return MetricSummary{Type: a.typ, Contains: a.contains, Values: a.values(elapsed)}
 }
 
 // splitSeries splits a Summary.Metrics key into the metric name and the tag part.

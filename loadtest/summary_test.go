@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -142,6 +146,118 @@ func TestSummary_TextShowsMetricsChecksAndThresholds(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary text lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// countingListener counts the bytes the server's connections read and write.
+type countingListener struct {
+	net.Listener
+	read, written *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &serverConn{Conn: c, l: l}, nil
+}
+
+type serverConn struct {
+	net.Conn
+	l countingListener
+}
+
+func (c *serverConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.l.read.Add(int64(n))
+	return n, err
+}
+
+func (c *serverConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.l.written.Add(int64(n))
+	return n, err
+}
+
+// Through a counting dialer, data_sent and data_received are what the server
+// read and wrote on its sockets, headers included; every sample carries k6's
+// per-request tags, which thresholds select, and the timing parts add up.
+func TestHTTP_WireBytesRequestTagsAndTimings(t *testing.T) {
+	var read, written atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("ok")) //nolint:errcheck // the client sees a short body
+	}))
+	srv.Listener = countingListener{Listener: srv.Listener, read: &read, written: &written}
+	srv.Start()
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{DialContext: CountingDialer((&net.Dialer{}).DialContext)}}
+	defer client.CloseIdleConnections()
+
+	factory := func(env *Env, _ json.RawMessage) (Exec, error) {
+		h := NewHTTP(env.Metrics, client)
+		api, other := h.Endpoint(Tags{"endpoint": "api"}), h.Endpoint(nil)
+		return ExecFunc(func(ctx context.Context, vu *VU) error {
+			for _, c := range []struct {
+				ep           *Endpoint
+				method, path string
+			}{{api, http.MethodPost, "/ok"}, {api, http.MethodGet, "/missing"}, {other, http.MethodGet, "/ok?x=1"}} {
+				req, err := http.NewRequestWithContext(ctx, c.method, srv.URL+c.path, strings.NewReader("abc"))
+				if err != nil {
+					return err
+				}
+				if _, err := c.ep.Do(req); err != nil {
+					return err
+				}
+			}
+			return nil
+		}), nil
+	}
+	th := map[string][]Threshold{
+		"http_reqs{status:200}":                     {{Expr: "count==8"}},
+		"http_reqs{method:GET,status:404}":          {{Expr: "count==4"}},
+		"http_reqs{expected_response:false}":        {{Expr: "count==4"}},
+		"http_reqs{method:POST,name:api}":           {{Expr: "count==4"}},
+		"http_reqs{name:" + srv.URL + "/ok}":        {{Expr: "count==4"}}, // no endpoint tag: the URL without its query
+		"http_reqs{scenario:web,team:sync}":         {{Expr: "count==12"}},
+		"http_req_duration{expected_response:true}": {{Expr: "max<60000"}},
+	}
+	sum := run(t, Options{
+		Scenarios: map[string]Scenario{"web": {Executor: PerVUIterations, VUs: 2, Iterations: 2, Exec: "web",
+			Tags: Tags{"team": "sync"}}},
+		Thresholds: th,
+	}, Registry{"web": factory})
+	for sel, ths := range th {
+		for _, x := range ths {
+			if r := sum.Metrics[sel].Thresholds[x.Expr]; !r.OK {
+				t.Errorf("%s %s: %+v", sel, x.Expr, r)
+			}
+		}
+	}
+	if got, want := value(t, sum, "data_sent", "count"), float64(read.Load()); got != want {
+		t.Errorf("data_sent = %v, want the %v bytes the server read", got, want)
+	}
+	if got, want := value(t, sum, "data_received", "count"), float64(written.Load()); got != want {
+		t.Errorf("data_received = %v, want the %v bytes the server wrote", got, want)
+	}
+	if got := value(t, sum, "http_req_connecting", "count"); got != 12 {
+		t.Errorf("http_req_connecting count = %v, want one per request", got)
+	}
+	// The parts of a request sum to its duration, so their averages do too.
+	parts := value(t, sum, "http_req_sending", "avg") + value(t, sum, "http_req_waiting", "avg") + value(t, sum, "http_req_receiving", "avg")
+	if d := value(t, sum, "http_req_duration", "avg"); math.Abs(parts-d) > 1e-6*d+1e-9 {
+		t.Errorf("sending+waiting+receiving avg = %v, want http_req_duration avg %v", parts, d)
+	}
+	// Request tags do not add series to the summary: only the endpoint's own tags do.
+	for k := range sum.Metrics {
+		if strings.Contains(k, "status:") && sum.Metrics[k].Thresholds == nil {
+			t.Errorf("summary lists the request-tag series %q", k)
 		}
 	}
 }

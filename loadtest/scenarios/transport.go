@@ -20,7 +20,7 @@ func newClient(local net.IP, idle int, timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
-			DialContext:         d.DialContext,
+			DialContext:         loadtest.CountingDialer(d.DialContext),
 			MaxIdleConnsPerHost: idle,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true, // the protocol has none; measure what it sends
