@@ -154,8 +154,8 @@ type metric struct {
 // series is the sink of one metric and tag set. Only the fields of its
 // metric's type are used.
 type series struct {
-	tags  Tags   // every tag its samples carry
-	shown string // key of the handle's own tags: the summary's series
+	tags  Tags         // every tag its samples carry
+	shown string       // key of the handle's own tags: the summary's series
 	n     atomic.Int64 // samples recorded
 
 	sum atomicFloat // counter total, trend sum
