@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -113,8 +114,24 @@ func (a aggregate) percentile(p float64) float64 {
 	return math.Min(math.Max(v, a.min), a.max)
 }
 
-// summaryStats lists the values the summary shows for a type, in order.
-func summaryStats(t MetricType) []string {
+// defaultTrendStats are the trend values the summary shows unless
+// Options.SummaryTrendStats names others; k6's defaults with p(99) and count.
+var defaultTrendStats = []string{"avg", "min", "med", "p(90)", "p(95)", "p(99)", "max", "count"}
+
+// checkTrendStats refuses a summaryTrendStats entry that is no trend aggregation.
+func checkTrendStats(stats []string) error {
+	for _, st := range stats {
+		agg, _, err := parseAggregation(st)
+		if err != nil || agg != "count" && !slices.Contains(aggregations(TrendType), agg) {
+			return fmt.Errorf("summaryTrendStats: %q is not one of avg, min, med, max, count, p(N)", st)
+		}
+	}
+	return nil
+}
+
+// summaryStats lists the values the summary shows for a type, in order;
+// trends show trendStats (nil: the defaults).
+func summaryStats(t MetricType, trendStats []string) []string {
 	switch t {
 	case CounterType:
 		return []string{"count", "rate"}
@@ -123,14 +140,18 @@ func summaryStats(t MetricType) []string {
 	case RateType:
 		return []string{"rate", "passes", "fails"}
 	default:
-		return []string{"avg", "min", "med", "p(90)", "p(95)", "p(99)", "max", "count"}
+		if trendStats != nil {
+			return trendStats
+		}
+		return defaultTrendStats
 	}
 }
 
-// values returns the summary values of a by display name.
-func (a aggregate) values(elapsed time.Duration) map[string]float64 {
+// values returns the summary values of a by display name, trends' being
+// trendStats (nil: the defaults).
+func (a aggregate) values(elapsed time.Duration, trendStats []string) map[string]float64 {
 	out := map[string]float64{}
-	for _, name := range summaryStats(a.typ) {
+	for _, name := range summaryStats(a.typ, trendStats) {
 		agg, p, _ := parseAggregation(name)
 		out[name] = a.stat(agg, p, elapsed)
 	}
@@ -150,7 +171,7 @@ func (m *Metrics) Values(selector string, elapsed time.Duration) (map[string]flo
 	if mt == nil {
 		return nil, fmt.Errorf("no metric named %q", name)
 	}
-	return mt.aggregate(tags).values(elapsed), nil
+	return mt.aggregate(tags).values(elapsed, nil), nil
 }
 
 // parseSelector splits "name{k:v,k2:v2}" into the name and tags.

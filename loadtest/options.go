@@ -36,6 +36,23 @@ type Options struct {
 	// Thresholds maps a metric selector ("http_req_duration{endpoint:upload}")
 	// to the expressions that must hold at the end of the test.
 	Thresholds map[string][]Threshold `json:"thresholds,omitempty"`
+	// VUs, Duration, Iterations and Stages are k6's shortcuts for a test of
+	// one scenario ("default") running Exec with Params, used when Scenarios
+	// is empty: stages make a ramping-vus scenario (vus its startVUs),
+	// iterations a shared-iterations one (duration its maxDuration), a
+	// duration a constant-vus one, and none of them one VU running one
+	// iteration. Exec and Params are not k6's (a k6 script is the exec).
+	VUs        int             `json:"vus,omitempty"`
+	Duration   Duration        `json:"duration,omitempty"`
+	Iterations int             `json:"iterations,omitempty"`
+	Stages     []Stage         `json:"stages,omitempty"`
+	Exec       string          `json:"exec,omitempty"`
+	Params     json.RawMessage `json:"params,omitempty"`
+	// SummaryTrendStats are the values the summary shows for trends, in
+	// order: avg, min, med, max, count and p(N); nil means avg, min, med,
+	// p(90), p(95), p(99), max and count.
+	SummaryTrendStats []string `json:"summaryTrendStats,omitempty"`
+
 	// Logger receives progress and error lines; nil means slog.Default().
 	Logger *slog.Logger `json:"-"`
 	// Target says what the test runs against (a URL, an embedded deployment and its
@@ -116,6 +133,42 @@ func ParseOptions(data []byte) (Options, error) {
 		return Options{}, fmt.Errorf("%w: decode options: %w", ErrBadOptions, err)
 	}
 	return o, nil
+}
+
+// resolve turns the shortcut options into their scenario, checks the
+// options that are not a scenario's, and applies the defaults.
+func (o Options) resolve() (Options, error) {
+	short := o.VUs != 0 || o.Duration != 0 || o.Iterations != 0 || len(o.Stages) > 0 || o.Exec != "" || len(o.Params) > 0
+	switch {
+	case short && len(o.Scenarios) > 0:
+		return o, fmt.Errorf("%w: vus, duration, iterations, stages, exec and params describe a scenario of their own; "+
+			"put them into \"scenarios\" instead", ErrBadOptions)
+	case short:
+		o.Scenarios = map[string]Scenario{"default": o.shortcut()}
+	}
+	if err := checkTrendStats(o.SummaryTrendStats); err != nil {
+		return o, fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	return o.withDefaults(), nil
+}
+
+// shortcut is the scenario the shortcut options describe, as k6 derives it.
+func (o Options) shortcut() Scenario {
+	sc := Scenario{Exec: o.Exec, Params: o.Params, VUs: o.VUs}
+	switch {
+	case len(o.Stages) > 0:
+		sc.Executor, sc.Stages, sc.VUs = RampingVUs, o.Stages, 0
+		if o.VUs > 0 {
+			sc.StartVUs = &o.VUs
+		}
+	case o.Iterations > 0:
+		sc.Executor, sc.Iterations, sc.MaxDuration = SharedIterations, o.Iterations, o.Duration
+	case o.Duration > 0:
+		sc.Executor, sc.Duration = ConstantVUs, o.Duration
+	default:
+		sc.Executor, sc.Iterations = SharedIterations, 1
+	}
+	return sc
 }
 
 func (o Options) withDefaults() Options {

@@ -24,7 +24,11 @@ type plan struct {
 // scenario is well-formed, names a registered exec whose factory accepts its
 // params, and every threshold parses and selects an existing metric.
 func Validate(opts Options, reg Registry) error {
-	_, err := prepare(opts.withDefaults(), reg)
+	opts, err := opts.resolve()
+	if err != nil {
+		return err
+	}
+	_, err = prepare(opts, reg)
 	return err
 }
 
@@ -74,7 +78,10 @@ func prepare(opts Options, reg Registry) (*plan, error) {
 // ErrUnknownExec, ErrBadThreshold), a Setup failed (ErrSetup; nothing was
 // measured) or ctx was cancelled (ErrInterrupted; the Summary covers what ran).
 func Run(ctx context.Context, opts Options, reg Registry) (Summary, error) {
-	opts = opts.withDefaults()
+	opts, err := opts.resolve()
+	if err != nil {
+		return Summary{}, err
+	}
 	p, err := prepare(opts, reg)
 	if err != nil {
 		return Summary{}, err

@@ -19,6 +19,8 @@ type Summary struct {
 	// Notes are lines the scenarios and the engine add (failed iterations,
 	// resource limits, derived figures).
 	Notes []string `json:"notes,omitempty"`
+
+	trendStats []string // the order in which WriteText shows trend values; nil: the defaults
 }
 
 // State describes the run as a whole.
@@ -99,7 +101,8 @@ func (p *plan) summary(elapsed time.Duration, aborted string) Summary {
 	s := Summary{
 		State: State{TestRunDurationMs: float64(elapsed) / float64(time.Millisecond), Aborted: aborted,
 			Target: p.opts.Target, Scenarios: map[string]string{}},
-		Metrics: map[string]MetricSummary{},
+		Metrics:    map[string]MetricSummary{},
+		trendStats: p.opts.SummaryTrendStats,
 	}
 	for _, sr := range p.scenarios {
 		s.State.Scenarios[sr.name] = sr.cfg.describe()
@@ -118,16 +121,16 @@ func (p *plan) summary(elapsed time.Duration, aborted string) Summary {
 		}
 		mt.mu.Unlock()
 		if whole {
-			s.Metrics[mt.name] = seriesSummary(mt.aggregate(nil), elapsed)
+			s.Metrics[mt.name] = seriesSummary(mt.aggregate(nil), elapsed, p.opts.SummaryTrendStats)
 		}
 		for key := range shown {
-			s.Metrics[mt.name+"{"+key+"}"] = seriesSummary(mt.aggregateShown(key), elapsed)
+			s.Metrics[mt.name+"{"+key+"}"] = seriesSummary(mt.aggregateShown(key), elapsed, p.opts.SummaryTrendStats)
 		}
 	}
 	for _, th := range p.thresholds {
 		ms, ok := s.Metrics[th.selector]
 		if !ok {
-			ms = seriesSummary(th.metric.aggregate(th.tags), elapsed)
+			ms = seriesSummary(th.metric.aggregate(th.tags), elapsed, p.opts.SummaryTrendStats)
 		}
 		if ms.Thresholds == nil {
 			ms.Thresholds = map[string]ThresholdResult{}
@@ -141,8 +144,8 @@ func (p *plan) summary(elapsed time.Duration, aborted string) Summary {
 	return s
 }
 
-func seriesSummary(a aggregate, elapsed time.Duration) MetricSummary {
-	return MetricSummary{Type: a.typ, Contains: a.contains, Values: a.values(elapsed)}
+func seriesSummary(a aggregate, elapsed time.Duration, trendStats []string) MetricSummary {
+	return MetricSummary{Type: a.typ, Contains: a.contains, Values: a.values(elapsed, trendStats)}
 }
 
 // splitSeries splits a Summary.Metrics key into the metric name and the tag part.

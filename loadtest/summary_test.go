@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -259,5 +261,78 @@ func TestHTTP_WireBytesRequestTagsAndTimings(t *testing.T) {
 		if strings.Contains(k, "status:") && sum.Metrics[k].Thresholds == nil {
 			t.Errorf("summary lists the request-tag series %q", k)
 		}
+	}
+}
+
+func TestOptions_ShortcutsBecomeTheDefaultScenario(t *testing.T) {
+	cases := []struct {
+		doc, want string
+	}{
+		{`{"exec": "e", "vus": 3, "duration": "1s"}`, "constant-vus vus=3 dur=1s"},
+		{`{"exec": "e", "vus": 2, "iterations": 10}`, "shared-iterations vus=2 its=10 max=10m0s"},
+		{`{"exec": "e", "iterations": 10, "duration": "5s"}`, "shared-iterations vus=1 its=10 max=5s"},
+		{`{"exec": "e", "vus": 4, "stages": [{"duration": "1s", "target": 9}]}`, "ramping-vus start=4 stages=1"},
+		{`{"exec": "e"}`, "shared-iterations vus=1 its=1 max=10m0s"},
+	}
+	for _, tc := range cases {
+		o, err := ParseOptions([]byte(tc.doc))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.doc, err)
+		}
+		o, err = o.resolve()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.doc, err)
+		}
+		sc, ok := o.Scenarios["default"]
+		if !ok || len(o.Scenarios) != 1 {
+			t.Fatalf("%s: scenarios = %v, want one named default", tc.doc, o.Scenarios)
+		}
+		var got string
+		switch sc.Executor {
+		case ConstantVUs:
+			got = fmt.Sprintf("%s vus=%d dur=%s", sc.Executor, sc.VUs, sc.Duration)
+		case SharedIterations:
+			got = fmt.Sprintf("%s vus=%d its=%d max=%s", sc.Executor, sc.VUs, sc.Iterations, sc.MaxDuration)
+		case RampingVUs:
+			got = fmt.Sprintf("%s start=%d stages=%d", sc.Executor, *sc.StartVUs, len(sc.Stages))
+		}
+		if got != tc.want || sc.Exec != "e" {
+			t.Errorf("%s → %s (exec %q), want %s", tc.doc, got, sc.Exec, tc.want)
+		}
+	}
+	for _, bad := range []string{
+		`{"exec": "e", "vus": 2, "scenarios": {"s": {"executor": "constant-vus", "exec": "e", "duration": "1s"}}}`,
+		`{"exec": "e", "summaryTrendStats": ["avg", "p(99)", "mode"]}`,
+	} {
+		o, err := ParseOptions([]byte(bad))
+		if err == nil {
+			_, err = o.resolve()
+		}
+		if !errors.Is(err, ErrBadOptions) {
+			t.Errorf("%s: error = %v, want bad options", bad, err)
+		}
+	}
+}
+
+func TestSummaryTrendStats_ChooseTheTrendValues(t *testing.T) {
+	opts, reg := one(Scenario{Executor: PerVUIterations, VUs: 1, Iterations: 3}, func(context.Context, *VU) error { return nil })
+	opts.SummaryTrendStats = []string{"p(99.9)", "avg", "count"}
+	sum := run(t, opts, reg)
+	got := sum.Metrics["iteration_duration"].Values
+	if len(got) != 3 || got["count"] != 3 {
+		t.Errorf("iteration_duration values = %v, want exactly p(99.9), avg and count", got)
+	}
+	var text bytes.Buffer
+	if err := sum.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	line := ""
+	for _, l := range strings.Split(text.String(), "\n") {
+		if strings.Contains(l, "iteration_duration") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "p(99.9)=") || strings.Index(line, "p(99.9)=") > strings.Index(line, "avg=") || strings.Contains(line, "med=") {
+		t.Errorf("summary line %q, want p(99.9) then avg and nothing else", line)
 	}
 }

@@ -120,7 +120,7 @@ func (s Summary) writeMetrics(w io.Writer) {
 				break
 			}
 		}
-		rows = append(rows, row{mark, label, m.format()})
+		rows = append(rows, row{mark, label, m.format(s.trendStats)})
 	}
 	width := 30
 	for _, r := range rows {
@@ -164,8 +164,9 @@ func (s Summary) writeThresholds(w io.Writer) {
 	fmt.Fprintf(w, "\n  thresholds: %d passed, %d failed\n%s\n", len(lines)-failed, failed, strings.Join(lines, "\n"))
 }
 
-// format renders a series' values the way k6 shows its type.
-func (m MetricSummary) format() string {
+// format renders a series' values the way k6 shows its type; trends show
+// trendStats in order (nil: the defaults), without count.
+func (m MetricSummary) format(trendStats []string) string {
 	v := m.Values
 	switch m.Type {
 	case CounterType:
@@ -176,8 +177,8 @@ func (m MetricSummary) format() string {
 		return fmt.Sprintf("%-7s ✓ %-8d ✗ %d", percent(v["rate"]), int64(v["passes"]), int64(v["fails"]))
 	default:
 		var parts []string
-		for _, st := range summaryStats(TrendType) {
-			if st != "count" {
+		for _, st := range summaryStats(TrendType, trendStats) {
+			if _, ok := v[st]; ok && st != "count" {
 				parts = append(parts, fmt.Sprintf("%s=%-9s", st, m.formatValue(v[st])))
 			}
 		}

@@ -48,6 +48,7 @@ func main() {
 // cli holds the parsed flags.
 type cli struct {
 	config, summaryExport, logLevel string
+	trendStats                      string
 	thresholds                      thresholdFlags
 	stages                          stageFlags
 
@@ -76,6 +77,7 @@ func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.config, "config", "", "k6-shaped options `file` ({\"scenarios\": {...}, \"thresholds\": {...}}); see loadtest/scenarios/*.json")
 	fs.StringVar(&c.summaryExport, "summary-export", "", "write every metric's aggregates and the threshold results as JSON to `file`")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "comma-separated trend values the summary shows, e.g. 'avg,med,p(99.9),max' (avg, min, med, max, count, p(N)); overrides the config's summaryTrendStats")
 	fs.Var(&c.thresholds, "threshold", "add a threshold `selector=expr`, e.g. 'http_req_duration{endpoint:upload}=p(99)<50' (repeatable)")
 
 	fs.StringVar(&c.scenario, "scenario", "", "run one scenario without --config: upload, download, poll, idle_ws, push_listener, push_uploader, v1_push, v1_pull, v1_snapshot, v1_watch or v1_watch_uploader; or push (v0) or watch (v1): --vus listeners (default 100) and, after a warm-up of a fifth of --duration, --rate uploads per --time-unit (default 20) for their users, measuring push_latency or watch_latency")
@@ -316,6 +318,9 @@ func (c *cli) options(set map[string]bool) (loadtest.Options, error) {
 		} else {
 			opts.Scenarios = map[string]loadtest.Scenario{c.scenario: c.flagScenario()}
 		}
+	}
+	if c.trendStats != "" {
+		opts.SummaryTrendStats = strings.Split(strings.ReplaceAll(c.trendStats, " ", ""), ",")
 	}
 	for sel, th := range c.thresholds {
 		if opts.Thresholds == nil {
