@@ -93,6 +93,8 @@ type Options struct {
 	LimitLoopback bool
 	// Logger receives the server's logs; nil means warnings and errors in the test's output.
 	Logger *slog.Logger
+	// MaxConns caps the store's connection pool; 0 = 16. Tests of pool starvation shrink it.
+	MaxConns int32
 }
 
 // Server is a running pulsesync server. Everything it holds is closed when the test ends: the
@@ -135,7 +137,11 @@ func New(t testing.TB, opts Options) *Server {
 	if dbURL == "" {
 		dbURL = pgtest.NewDB(t)
 	}
-	pool, err := pg.Connect(ctx, pg.PoolConfig{URL: dbURL, MaxConns: 16})
+	maxConns := opts.MaxConns
+	if maxConns <= 0 {
+		maxConns = 16
+	}
+	pool, err := pg.Connect(ctx, pg.PoolConfig{URL: dbURL, MaxConns: maxConns})
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
