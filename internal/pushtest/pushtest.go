@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/pprof"
@@ -151,7 +152,7 @@ type SSE struct {
 	t      testing.TB
 	Resp   *http.Response
 	events chan Frame
-	done   chan error
+	err    error // why the stream ended (nil: cleanly); set before events closes
 }
 
 // OpenSSE opens /sync/events?<query> with the token and extra headers; it fails the test unless
@@ -176,7 +177,7 @@ func OpenSSE(t testing.TB, client *http.Client, baseURL, query, token string, he
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("open /sync/events: %d %s, want 200 text/event-stream", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	s := &SSE{t: t, Resp: resp, events: make(chan Frame, 64), done: make(chan error, 1)}
+	s := &SSE{t: t, Resp: resp, events: make(chan Frame, 64)}
 	go s.read()
 	return s
 }
@@ -199,23 +200,37 @@ func (s *SSE) read() {
 			_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &f)
 		}
 	}
-	s.done <- sc.Err() // nil when the body ended cleanly
+	s.err = sc.Err() // nil when the body ended cleanly
 	close(s.events)
+}
+
+// ErrEnded is what Next reports, wrapped, once the server has ended the stream.
+var ErrEnded = errors.New("event stream ended")
+
+// Next returns the next event, or an error when none comes within d: ErrEnded (wrapping the
+// read error, if any) when the stream has ended, so a test can reconnect as a client does.
+func (s *SSE) Next(d time.Duration) (Frame, error) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case f, ok := <-s.events:
+		if !ok {
+			return Frame{}, fmt.Errorf("%w (read error: %v)", ErrEnded, s.err)
+		}
+		return f, nil
+	case <-timer.C:
+		return Frame{}, fmt.Errorf("no event within %v", d)
+	}
 }
 
 // Read returns the next event, failing the test if none comes within Wait.
 func (s *SSE) Read() Frame {
 	s.t.Helper()
-	select {
-	case f, ok := <-s.events:
-		if !ok {
-			s.t.Fatalf("event stream ended (read error: %v)", <-s.done)
-		}
-		return f
-	case <-time.After(Wait):
-		s.t.Fatalf("no event within %v", Wait)
+	f, err := s.Next(Wait)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	return Frame{}
+	return f
 }
 
 // ExpectEnd reads events until the server ends the stream, failing the test unless the body
@@ -227,7 +242,7 @@ func (s *SSE) ExpectEnd() {
 		select {
 		case _, ok := <-s.events:
 			if !ok {
-				if err := <-s.done; err != nil {
+				if err := s.err; err != nil {
 					s.t.Fatalf("event stream broke off with %v, want a clean end", err)
 				}
 				return
