@@ -128,6 +128,7 @@ type Metrics struct {
 type metricSet struct {
 	mu     sync.Mutex
 	byName map[string]*metric
+	out    *sampleOut // every sample as a JSON line; nil: none
 }
 
 // NewMetrics returns an empty metric set.
@@ -177,11 +178,17 @@ func newSeries(tags Tags, shown string) *series {
 	return s
 }
 
-// handleSeries returns the sinks a handle with tags records into: the metric
-// itself, and the tagged series when there are tags. It panics when name is
-// invalid or already registered with another type or contents; that is a
-// programming error in an exec, found at the first run.
-func (m *Metrics) handleSeries(name string, typ MetricType, c Contains, tags Tags) []*series {
+// sinks are where one handle's samples go: series and the sample output.
+type sinks struct {
+	s   []*series
+	out *pointWriter // nil without a sample output
+}
+
+// handleSinks returns the sinks a handle with tags records into: the metric
+// itself, the tagged series when there are tags, and the sample output. It
+// panics when name is invalid or already registered with another type or
+// contents; that is a programming error in an exec, found at the first run.
+func (m *Metrics) handleSinks(name string, typ MetricType, c Contains, tags Tags) sinks {
 	mt := m.metric(name, typ, c)
 	if mt == nil {
 		panic(fmt.Sprintf("loadtest: invalid metric name %q", name))
@@ -190,9 +197,10 @@ func (m *Metrics) handleSeries(name string, typ MetricType, c Contains, tags Tag
 		panic(fmt.Sprintf("loadtest: metric %q is a %s of %s values, not a %s of %s values",
 			name, mt.typ, mt.contains, typ, c))
 	}
-	out := []*series{mt.get(nil, "")}
-	if all := m.tags.merge(tags); len(all) > 0 {
-		out = append(out, mt.get(all, tags.key()))
+	all := m.tags.merge(tags)
+	out := sinks{s: []*series{mt.get(nil, "")}, out: m.set.out.points(name, all)}
+	if len(all) > 0 {
+		out.s = append(out.s, mt.get(all, tags.key()))
 	}
 	return out
 }
@@ -209,6 +217,9 @@ func (m *Metrics) metric(name string, typ MetricType, c Contains) *metric {
 	if mt == nil {
 		mt = &metric{name: name, typ: typ, contains: c, series: map[string]*series{}}
 		m.set.byName[name] = mt
+		if m.set.out != nil {
+			m.set.out.metric(name, typ, c)
+		}
 	}
 	return mt
 }
@@ -245,11 +256,11 @@ func (mt *metric) get(tags Tags, shown string) *series {
 
 // Counter handles add to a cumulative total; its rate is total per second of
 // the measured phase.
-type Counter struct{ s []*series }
+type Counter struct{ sinks }
 
 // Counter returns a handle on the named counter, tagged with tags.
 func (m *Metrics) Counter(name string, c Contains, tags Tags) *Counter {
-	return &Counter{m.handleSeries(name, CounterType, c, tags)}
+	return &Counter{m.handleSinks(name, CounterType, c, tags)}
 }
 
 // Add adds v to the counter.
@@ -258,14 +269,15 @@ func (h *Counter) Add(v float64) {
 		s.n.Add(1)
 		s.sum.add(v)
 	}
+	h.out.point(v)
 }
 
 // Gauge handles keep the last value set and the extremes.
-type Gauge struct{ s []*series }
+type Gauge struct{ sinks }
 
 // Gauge returns a handle on the named gauge, tagged with tags.
 func (m *Metrics) Gauge(name string, c Contains, tags Tags) *Gauge {
-	return &Gauge{m.handleSeries(name, GaugeType, c, tags)}
+	return &Gauge{m.handleSinks(name, GaugeType, c, tags)}
 }
 
 // Set records v as the gauge's current value.
@@ -278,14 +290,15 @@ func (h *Gauge) Set(v float64) {
 		s.min.min(v)
 		s.max.max(v)
 	}
+	h.out.point(v)
 }
 
 // Rate handles count the fraction of true samples.
-type Rate struct{ s []*series }
+type Rate struct{ sinks }
 
 // Rate returns a handle on the named rate, tagged with tags.
 func (m *Metrics) Rate(name string, tags Tags) *Rate {
-	return &Rate{m.handleSeries(name, RateType, Default, tags)}
+	return &Rate{m.handleSinks(name, RateType, Default, tags)}
 }
 
 // Check returns a handle on k6's checks rate for the named check.
@@ -301,16 +314,21 @@ func (h *Rate) Add(ok bool) {
 			s.trues.Add(1)
 		}
 	}
+	if ok {
+		h.out.point(1)
+	} else {
+		h.out.point(0)
+	}
 }
 
 // Trend handles record a distribution; the summary shows avg, min, med,
 // p(90), p(95), p(99) and max. Values are taken as non-negative: a negative
 // sample counts as 0 in percentiles (min and avg keep it).
-type Trend struct{ s []*series }
+type Trend struct{ sinks }
 
 // Trend returns a handle on the named trend, tagged with tags.
 func (m *Metrics) Trend(name string, c Contains, tags Tags) *Trend {
-	return &Trend{m.handleSeries(name, TrendType, c, tags)}
+	return &Trend{m.handleSinks(name, TrendType, c, tags)}
 }
 
 // Add records v (milliseconds for a Time trend).
@@ -322,6 +340,7 @@ func (h *Trend) Add(v float64) {
 		s.max.max(v)
 		s.hist.record(v)
 	}
+	h.out.point(v)
 }
 
 // AddDuration records d in milliseconds, the unit of Time trends.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -55,6 +56,15 @@ type Options struct {
 
 	// Logger receives progress and error lines; nil means slog.Default().
 	Logger *slog.Logger `json:"-"`
+	// SampleOut, when set, receives every sample as a line of JSON in k6's
+	// JSON output format (k6 run --out json=FILE). It is written from many
+	// goroutines under one lock and buffered; Run flushes it at the end.
+	SampleOut io.Writer `json:"-"`
+	// Progress, when set, receives a progress line every second, each
+	// starting with a carriage return so that it overwrites the last, and a
+	// final one ending in a newline: for a terminal (k6 shows its progress
+	// bar only on one).
+	Progress io.Writer `json:"-"`
 	// Target says what the test runs against (a URL, an embedded deployment and its
 	// settings); the summary repeats it so that a figure never loses its context.
 	Target string `json:"-"`

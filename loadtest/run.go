@@ -24,6 +24,7 @@ type plan struct {
 // scenario is well-formed, names a registered exec whose factory accepts its
 // params, and every threshold parses and selects an existing metric.
 func Validate(opts Options, reg Registry) error {
+	opts.SampleOut = nil // validating records nothing
 	opts, err := opts.resolve()
 	if err != nil {
 		return err
@@ -37,6 +38,7 @@ func prepare(opts Options, reg Registry) (*plan, error) {
 		return nil, fmt.Errorf("%w: no scenarios", ErrBadOptions)
 	}
 	p := &plan{opts: opts, metrics: NewMetrics(), shared: &runShared{shared: map[string]any{}}}
+	p.metrics.set.out = newSampleOut(opts.SampleOut)
 	p.vus = &vuCounts{vusMax: p.metrics.Gauge("vus_max", Default, nil)}
 	p.metrics.Gauge("vus", Default, nil)
 	p.metrics.Rate("checks", nil)
@@ -104,6 +106,9 @@ func Run(ctx context.Context, opts Options, reg Registry) (Summary, error) {
 	stopWatchers := make(chan struct{})
 	var aborted string
 	watchers.Go(func() { p.sampleVUs(stopWatchers) })
+	if opts.Progress != nil {
+		watchers.Go(func() { p.showProgress(start, stopWatchers) })
+	}
 	watchers.Go(func() {
 		if reason := p.watchThresholds(start, stopWatchers); reason != "" {
 			aborted = reason
@@ -127,6 +132,9 @@ func Run(ctx context.Context, opts Options, reg Registry) (Summary, error) {
 	log.Info("test finished", "dur_ms", elapsed.Milliseconds())
 
 	p.teardown(ctx, p.scenarios)
+	if err := p.metrics.set.out.flush(); err != nil {
+		p.shared.note(fmt.Sprintf("sample output failed; it holds the samples before the error: %v", err))
+	}
 	for _, sr := range p.scenarios {
 		if n := sr.failed.Load(); n > 0 {
 			p.shared.note(fmt.Sprintf("%s: %d iterations failed; the first: %v", sr.name, n, sr.firstErr))
@@ -164,6 +172,29 @@ func (p *plan) sampleVUs(stop <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// showProgress writes the progress line every second until stopped, then
+// the last one with a newline.
+func (p *plan) showProgress(start time.Time, stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			fmt.Fprintf(p.opts.Progress, "\r%s", p.progressLine(time.Since(start)))
+		case <-stop:
+			fmt.Fprintf(p.opts.Progress, "\r%s\n", p.progressLine(time.Since(start)))
+			return
+		}
+	}
+}
+
+// progressLine is k6's progress summary: elapsed time, VUs and iterations.
+func (p *plan) progressLine(elapsed time.Duration) string {
+	return fmt.Sprintf("running (%s), %d/%d VUs, %d complete and %d interrupted iterations",
+		elapsed.Round(100*time.Millisecond), p.vus.active.Load(), p.vus.allocated.Load(),
+		p.vus.completed.Load(), p.vus.interrupted.Load())
 }
 
 // watchThresholds evaluates abortOnFail thresholds periodically and returns

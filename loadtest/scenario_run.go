@@ -29,11 +29,14 @@ type scenarioRun struct {
 	firstErr error
 }
 
-// vuCounts tracks, for the whole run, the VUs alive now and ever allocated.
+// vuCounts tracks, for the whole run, the VUs alive now and ever allocated,
+// and the iterations that ended, for the progress line.
 type vuCounts struct {
-	active    atomic.Int64
-	allocated atomic.Int64
-	vusMax    *Gauge
+	active      atomic.Int64
+	allocated   atomic.Int64
+	vusMax      *Gauge
+	completed   atomic.Int64
+	interrupted atomic.Int64
 }
 
 func (c *vuCounts) allocate(n int) {
@@ -69,8 +72,10 @@ func (s *scenarioRun) iterate(ctx context.Context, vu *VU) {
 	err := s.exec.Iterate(ctx, vu)
 	vu.Iteration++
 	if ctx.Err() != nil {
+		s.vus.interrupted.Add(1)
 		return
 	}
+	s.vus.completed.Add(1)
 	s.iterations.Add(1)
 	s.iterDur.AddDuration(time.Since(start))
 	if err != nil {

@@ -48,7 +48,7 @@ func main() {
 // cli holds the parsed flags.
 type cli struct {
 	config, summaryExport, logLevel string
-	trendStats                      string
+	trendStats, out                 string
 	thresholds                      thresholdFlags
 	stages                          stageFlags
 
@@ -77,6 +77,7 @@ func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.config, "config", "", "k6-shaped options `file` ({\"scenarios\": {...}, \"thresholds\": {...}}); see loadtest/scenarios/*.json")
 	fs.StringVar(&c.summaryExport, "summary-export", "", "write every metric's aggregates and the threshold results as JSON to `file`")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fs.StringVar(&c.out, "out", "", "write every sample to an output: json=`file`, one JSON line per sample in k6's JSON output format")
 	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "comma-separated trend values the summary shows, e.g. 'avg,med,p(99.9),max' (avg, min, med, max, count, p(N)); overrides the config's summaryTrendStats")
 	fs.Var(&c.thresholds, "threshold", "add a threshold `selector=expr`, e.g. 'http_req_duration{endpoint:upload}=p(99)<50' (repeatable)")
 
@@ -216,6 +217,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitUsage
 	}
 	opts.Logger = log
+	if isTerminal(stderr) {
+		opts.Progress = stderr
+	}
+	if c.out != "" {
+		f, err := createOut(c.out)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitUsage
+		}
+		defer func() {
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(stderr, "close --out file: %v\n", err)
+			}
+		}()
+		opts.SampleOut = f
+	}
 	overrides := c.overrides(getenv)
 	if overrides.RunTag != "" {
 		log.Info("run tag", "run_tag", overrides.RunTag)
@@ -383,6 +400,30 @@ func (c *cli) overrides(getenv func(string) string) scenarios.Params {
 		p.RunTag = ""
 	}
 	return p
+}
+
+// isTerminal reports whether w is a terminal (a character device), where a
+// progress line that rewrites itself reads well; a file or pipe gets none.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// createOut opens the file of --out json=FILE.
+func createOut(spec string) (*os.File, error) {
+	kind, path, ok := strings.Cut(spec, "=")
+	if !ok || kind != "json" || path == "" {
+		return nil, fmt.Errorf("--out %q: want json=FILE", spec)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create --out file: %w", err)
+	}
+	return f, nil
 }
 
 func export(path string, sum loadtest.Summary) error {

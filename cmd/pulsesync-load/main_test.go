@@ -229,3 +229,52 @@ func TestEmbedded_PushPresetAcrossTwoNodes(t *testing.T) {
 		t.Errorf("exported target = %q, want the embedded deployment", sum.State.Target)
 	}
 }
+
+// With stderr a pipe, as in CI, no progress line is written; --out json=FILE
+// holds every sample.
+func TestProgressOnlyOnATerminal_OutJSON(t *testing.T) {
+	url := emptyStreams(t)
+	out := filepath.Join(t.TempDir(), "samples.json")
+	code, stdout, stderr := runProcess(t, "--scenario", "poll", "--vus", "2", "--iterations", "4", "--url", url,
+		"--log-level", "error", "--out", "json="+out)
+	if code != 0 {
+		t.Fatalf("exit code %d\n%s\n%s", code, stdout, stderr)
+	}
+	if strings.Contains(stderr, "running (") || strings.Contains(stderr, "\r") {
+		t.Errorf("stderr is a pipe but got a progress line: %q", stderr)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	polls := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var p struct {
+			Type, Metric string
+			Data         struct{ Tags map[string]string }
+		}
+		if err := json.Unmarshal([]byte(line), &p); err != nil {
+			t.Fatalf("--out line %q: %v", line, err)
+		}
+		if p.Type == "Point" && p.Metric == "http_reqs" && p.Data.Tags["endpoint"] == "poll" {
+			polls++
+			if p.Data.Tags["status"] != "200" || p.Data.Tags["method"] != "GET" || p.Data.Tags["scenario"] != "poll" {
+				t.Errorf("poll sample tags = %v, want status 200, method GET, scenario poll", p.Data.Tags)
+			}
+		}
+	}
+	if polls != 4 {
+		t.Errorf("--out holds %d poll requests, want 4", polls)
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) || isTerminal(&bytes.Buffer{}) {
+		t.Error("a file or a buffer taken for a terminal")
+	}
+}
