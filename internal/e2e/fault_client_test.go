@@ -42,10 +42,17 @@ type ledger struct {
 	mu      sync.Mutex
 	batches map[string][][]changeKey // user → acknowledged batches, each in request order
 	seq     map[string]int64         // user → highest highest_server_seq acknowledged
+	times   map[string][]ackTime     // user → when each acknowledgement arrived
+}
+
+// ackTime is when a device learnt that its user's stream had reached seq.
+type ackTime struct {
+	seq int64
+	at  time.Time
 }
 
 func newLedger() *ledger {
-	return &ledger{batches: map[string][][]changeKey{}, seq: map[string]int64{}}
+	return &ledger{batches: map[string][][]changeKey{}, seq: map[string]int64{}, times: map[string][]ackTime{}}
 }
 
 func (l *ledger) record(user string, batch []changeKey, highest int64) {
@@ -53,6 +60,7 @@ func (l *ledger) record(user string, batch []changeKey, highest int64) {
 	defer l.mu.Unlock()
 	l.batches[user] = append(l.batches[user], batch)
 	l.seq[user] = max(l.seq[user], highest)
+	l.times[user] = append(l.times[user], ackTime{highest, time.Now()})
 }
 
 // highest returns the highest seq acknowledged to user so far.
@@ -198,14 +206,22 @@ func (d *device) nextBatch(n int) []changeKey {
 	return batch
 }
 
+// targets returns the base URLs of the nodes a device may upload to, live ones first; chaos
+// changes them while devices run.
+type targets func() []string
+
+// nodes is targets that never change.
+func nodes(urls ...string) targets { return func() []string { return urls } }
+
 // send uploads batch until a node of urls answers 200 with every change applied, trying the
 // nodes in turn after a failure, and records the acknowledgement in l. A 200 that does not
 // apply everything is a broken invariant, not a retryable failure. It returns an error only
 // when ctx ends first or the server's answer breaks the protocol.
-func (d *device) send(ctx context.Context, urls []string, batch []changeKey, l *ledger) (uploadAnswer, error) {
+func (d *device) send(ctx context.Context, urls targets, batch []changeKey, l *ledger) (uploadAnswer, error) {
 	body := uploadBody(batch)
 	for attempt := 0; ; attempt++ {
-		url := urls[attempt%len(urls)]
+		live := urls()
+		url := live[attempt%len(live)]
 		status, ans, err := postUpload(ctx, d.client, url, d.token, body)
 		switch {
 		case err == nil && status == http.StatusOK:
@@ -235,7 +251,7 @@ func (d *device) send(ctx context.Context, urls []string, batch []changeKey, l *
 
 // run sends batches of n until ctx ends, finishing the batch in flight with finish (so that
 // every batch it started is acknowledged), and reports a broken answer on errs.
-func (d *device) run(ctx, finish context.Context, urls []string, n int, l *ledger, errs chan<- error) {
+func (d *device) run(ctx, finish context.Context, urls targets, n int, l *ledger, errs chan<- error) {
 	for ctx.Err() == nil {
 		if _, err := d.send(finish, urls, d.nextBatch(n), l); err != nil {
 			errs <- err
@@ -254,7 +270,7 @@ type load struct {
 }
 
 // startLoad starts one device per (user, source) pair, each sending batches of n to urls.
-func startLoad(t testing.TB, client *http.Client, urls []string, users []string, perUser, n int) *load {
+func startLoad(t testing.TB, client *http.Client, urls targets, users []string, perUser, n int) *load {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	ld := &load{ledger: newLedger(), stop: stop, errs: make(chan error, len(users)*perUser)}
@@ -444,7 +460,7 @@ func sendOne(t testing.TB, d *device, baseURL string, l *ledger) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ans, err := d.send(ctx, []string{baseURL}, d.nextBatch(1), l)
+	ans, err := d.send(ctx, nodes(baseURL), d.nextBatch(1), l)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,29 +39,11 @@ func TestFault_ConnectionCutMidUpload(t *testing.T) {
 	for round := range 3 {
 		for _, cut := range cuts {
 			batch := d.nextBatch(200)
-			body := uploadBody(batch)
-			head := fmt.Sprintf("POST /sync/upload HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
-				addr, d.token, len(body))
-			request := append([]byte(head), body...)
-			n := cut.upTo(len(head), len(body))
-			if n < 0 {
-				n = len(request)
+			if err := cutUpload(addr, d.token, uploadBody(batch), cut.upTo, cut.linger); err != nil {
+				t.Fatalf("round %d, cut %s: %v", round, cut.name, err)
 			}
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := conn.Write(request[:n]); err != nil {
-				t.Fatalf("round %d, cut %s: write: %v", round, cut.name, err)
-			}
-			if cut.linger > 0 {
-				time.Sleep(cut.linger) // the fault's timing, not a synchronisation
-			}
-			// Close with a reset, as a dying client or a dropped network would.
-			_ = conn.(*net.TCPConn).SetLinger(0)
-			conn.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			if _, err := d.send(ctx, []string{srv.URL}, batch, l); err != nil {
+			if _, err := d.send(ctx, nodes(srv.URL), batch, l); err != nil {
 				t.Fatalf("round %d, cut %s: the retry did not converge: %v", round, cut.name, err)
 			}
 			cancel()
@@ -73,6 +55,31 @@ func TestFault_ConnectionCutMidUpload(t *testing.T) {
 	if f, n := d.failures(), d.transportErrs.Load(); len(f) > 0 || n > 0 {
 		t.Fatalf("retries failed (statuses %v, %d transport errors), want each retry answered at once", f, n)
 	}
+}
+
+// cutUpload writes the first upTo(len(head), len(body)) bytes of an upload request (all of it
+// for -1) to addr, waits linger without reading, and resets the connection, as a dying client
+// or a dropped network would.
+func cutUpload(addr, token string, body []byte, upTo func(head, body int) int, linger time.Duration) error {
+	head := fmt.Sprintf("POST /sync/upload HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+		addr, token, len(body))
+	request := append([]byte(head), body...)
+	n := upTo(len(head), len(body))
+	if n < 0 {
+		n = len(request)
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Write(request[:n]); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if linger > 0 {
+		time.Sleep(linger) // the fault's timing, not a synchronisation
+	}
+	return conn.(*net.TCPConn).SetLinger(0)
 }
 
 // mustHost returns the host:port of a base URL.

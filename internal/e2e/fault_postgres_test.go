@@ -21,7 +21,7 @@ import (
 func TestFault_PostgresRestartedMidLoad(t *testing.T) {
 	a, b := pair(t, nil, reconcileEvery)
 	ws := listen(t, a)
-	ld := startLoad(t, a.Client, []string{a.URL, b.URL}, []string{"alice", "bob"}, 3, 20)
+	ld := startLoad(t, a.Client, nodes(a.URL, b.URL), []string{"alice", "bob"}, 3, 20)
 	phone := newDevice(t, b.Client, "alice", "phone")
 	hearWithin(t, ws, sendOne(t, phone, b.URL, ld.ledger), 2*time.Second)
 	ld.waitAcked(t, 300)
