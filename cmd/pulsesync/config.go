@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -9,154 +8,120 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/pulsesync/pulsesync/pgv1"
 )
 
-// knob is one setting of the server: a flag with an environment-variable twin. The variable
-// sets the default; the flag, when given, wins.
-type knob struct {
-	flag, env, def, usage string
-	target                *string
+// serverFlags are the settings of serve and dev. Each is a flag, an environment variable
+// (PULSESYNC_ and the flag's name in capitals; a few older names are accepted too) and a key of
+// the --config file (the flag's name); the flag wins over the variable, the variable over the
+// file, the file over the default. Secrets carry no default, so --help never shows one.
+type serverFlags struct {
+	Config configFile `name:"config" env:"PULSESYNC_CONFIG" placeholder:"FILE" help:"YAML file of settings, keyed by flag name (flags and environment variables win over it)"`
+
+	DatabaseURL string `group:"Database" name:"database-url" env:"PULSESYNC_DATABASE_URL,DATABASE_URL" placeholder:"URL" help:"PostgreSQL connection URL (serve: required; dev: default is a throwaway cluster)"`
+	DBMaxConns  int32  `group:"Database" name:"db-max-conns" env:"PULSESYNC_DB_MAX_CONNS" default:"32" help:"database pool size, unless the URL sets pool_max_conns"`
+
+	JWTSecret   string   `group:"Tokens" name:"jwt-secret" env:"PULSESYNC_JWT_SECRET,JWT_SECRET" placeholder:"SECRET" help:"HMAC secret for HS256/384/512 tokens"`
+	JWKSURL     string   `group:"Tokens" name:"jwt-jwks-url" env:"PULSESYNC_JWT_JWKS_URL,JWT_JWKS_URL" placeholder:"URL" help:"JWKS URL for RS*/PS*/ES* tokens (keys cached, fetched again every --jwt-jwks-refresh and on an unknown kid)"`
+	JWKSRefresh period   `group:"Tokens" name:"jwt-jwks-refresh" env:"PULSESYNC_JWT_JWKS_REFRESH" default:"5m" help:"how often the JWK Set is fetched again"`
+	AllowNoExp  bool     `group:"Tokens" name:"allow-no-exp" env:"PULSESYNC_ALLOW_NO_EXP" help:"accept tokens without an exp claim (they never expire)"`
+	Tables      string   `group:"v0 protocol" name:"tables" env:"PULSESYNC_TABLES" placeholder:"LIST" help:"v0 tables, comma-separated schema.table; each needs a uuid primary key"`
+	MaxPayload  byteSize `group:"v0 protocol" name:"max-payload" env:"PULSESYNC_MAX_PAYLOAD" default:"0" help:"largest payload of one v0 change; 0 = only the body limit"`
+	MaxChanges  count    `group:"v0 protocol" name:"max-changes" env:"PULSESYNC_MAX_CHANGES" default:"0" help:"most changes in one v0 upload, answered batch_too_large beyond; 0 = no limit (recommended, docs/protocol-v0.md §9.3)"`
+	MaxBody     byteSize `group:"HTTP" name:"max-body" env:"PULSESYNC_MAX_BODY" default:"32MiB" help:"largest request body (bytes, or with KiB/MiB/GiB); Sep-2025 KMP clients upload their whole queue at once"`
+
+	Addr              string   `group:"HTTP" name:"addr" env:"PULSESYNC_ADDR" placeholder:"ADDR" help:"listen address (serve: :8080, dev: 127.0.0.1:8080)"`
+	ReadHeaderTimeout period   `group:"HTTP" name:"read-header-timeout" env:"PULSESYNC_READ_HEADER_TIMEOUT" default:"10s" help:"time to read a request's line and headers"`
+	MaxHeaderBytes    byteSize `group:"HTTP" name:"max-header-bytes" env:"PULSESYNC_MAX_HEADER_BYTES" default:"64KiB" help:"largest request line and headers (431 beyond)"`
+	IdleTimeout       period   `group:"HTTP" name:"idle-timeout" env:"PULSESYNC_IDLE_TIMEOUT" default:"60s" help:"closes a keep-alive connection idle this long"`
+	BodyGrace         period   `group:"HTTP" name:"body-grace" env:"PULSESYNC_BODY_GRACE" default:"10s" help:"time a request body gets before --min-body-rate applies"`
+	MinBodyRate       byteSize `group:"HTTP" name:"min-body-rate" env:"PULSESYNC_MIN_BODY_RATE" default:"1KiB" help:"slowest a request body may arrive, bytes per second"`
+	WriteTimeout      period   `group:"HTTP" name:"write-timeout" env:"PULSESYNC_WRITE_TIMEOUT" default:"2m" help:"time to write an ordinary answer (streams have per-write deadlines)"`
+	ConnsPerIP        limit    `group:"HTTP" name:"conns-per-ip" env:"PULSESYNC_CONNS_PER_IP" default:"256" help:"most open connections of one client address (IPv6: /64); -1 = no limit (SECURITY.md)"`
+	ConnectRate       float64  `group:"HTTP" name:"connect-rate" env:"PULSESYNC_CONNECT_RATE" default:"50" help:"new connections per second one client address may open after --connect-burst; -1 = no limit"`
+	ConnectBurst      count    `group:"HTTP" name:"connect-burst" env:"PULSESYNC_CONNECT_BURST" default:"100" help:"connections one client address may open at once"`
+	LimitExempt       string   `group:"HTTP" name:"limit-exempt" env:"PULSESYNC_LIMIT_EXEMPT" placeholder:"CIDRS" help:"client addresses the connection limits skip, comma-separated CIDRs (e.g. your load balancer's)"`
+	CORSOrigins       string   `group:"HTTP" name:"cors-origins" env:"PULSESYNC_CORS_ORIGINS" placeholder:"ORIGINS" help:"browser origins allowed on the v1 routes, comma-separated; * = any; empty = no CORS"`
+
+	NATSURL        string `group:"Push" name:"nats-url" env:"PULSESYNC_NATS_URL,NATS_URL" placeholder:"URL" help:"NATS server URL for the fan-out between nodes (credentials in the URL, tls:// for TLS); empty = Postgres LISTEN/NOTIFY"`
+	ReconcileEvery period `group:"Push" name:"reconcile-every" env:"PULSESYNC_RECONCILE_EVERY" default:"5s" help:"how late at most a device hears of an advance the fan-out lost"`
+	Heartbeat      period `group:"Push" name:"heartbeat" env:"PULSESYNC_HEARTBEAT" default:"25s" help:"WebSocket ping and SSE comment interval, told to clients"`
+	PongTimeout    period `group:"Push" name:"pong-timeout" env:"PULSESYNC_PONG_TIMEOUT" default:"10s" help:"an unanswered WebSocket ping drops the peer after this"`
+	PushWriteTO    period `group:"Push" name:"push-write-timeout" env:"PULSESYNC_PUSH_WRITE_TIMEOUT" default:"10s" help:"a push peer that takes no bytes (or acknowledges nothing) this long is dropped"`
+	AuthTimeout    period `group:"Push" name:"auth-timeout" env:"PULSESYNC_AUTH_TIMEOUT" default:"5s" help:"time a WebSocket gets to send its auth message"`
+	PushPerUser    count  `group:"Push" name:"push-max-per-user" env:"PULSESYNC_PUSH_MAX_PER_USER" default:"100" help:"live push sessions of one user"`
+	PushPerNode    count  `group:"Push" name:"push-max-per-node" env:"PULSESYNC_PUSH_MAX_PER_NODE" default:"200000" help:"live push sessions of this node"`
+
+	V1Tables          string   `group:"v1 protocol" name:"v1-tables" env:"PULSESYNC_V1_TABLES" placeholder:"LIST" help:"v1 tables, comma-separated schema.table[:key_column]; each needs a _sync_scope_id owner column (docs/operations.md)"`
+	V1RetainBundles   count    `group:"v1 protocol" name:"v1-retain-bundles" env:"PULSESYNC_V1_RETAIN_BUNDLES" default:"10000" help:"v1 bundles kept pullable per user; clients behind the discarded history rebuild from a snapshot"`
+	V1Watch           bool     `group:"v1 protocol" name:"v1-watch" env:"PULSESYNC_V1_WATCH" default:"true" negatable:"" help:"serve GET /sync/watch to v1 clients (off: they poll)"`
+	V1AppName         string   `group:"v1 protocol" name:"v1-app-name" env:"PULSESYNC_V1_APP_NAME" placeholder:"NAME" help:"app_name reported to v1 clients by /sync/capabilities"`
+	V1MaxBody         byteSize `group:"v1 protocol" name:"v1-max-body" env:"PULSESYNC_V1_MAX_BODY" default:"1MiB" help:"largest v1 body other than a chunk"`
+	V1MaxChunk        byteSize `group:"v1 protocol" name:"v1-max-chunk" env:"PULSESYNC_V1_MAX_CHUNK" default:"64MiB" help:"largest v1 chunk body (--max-body applies too)"`
+	V1PruneBatch      count    `group:"v1 protocol" name:"v1-prune-batch" env:"PULSESYNC_V1_PRUNE_BATCH" default:"1000" help:"most bundles one commit discards"`
+	V1PushSessionTTL  period   `group:"v1 protocol" name:"v1-push-session-ttl" env:"PULSESYNC_V1_PUSH_SESSION_TTL" default:"15m" help:"lifetime of a push session after its last create or chunk"`
+	V1LeaseTTL        period   `group:"v1 protocol" name:"v1-lease-ttl" env:"PULSESYNC_V1_LEASE_TTL" default:"15m" help:"lifetime of a scope initialization lease"`
+	V1RowsPerChunk    count    `group:"v1 protocol" name:"v1-max-rows-per-chunk" env:"PULSESYNC_V1_MAX_ROWS_PER_CHUNK" default:"5000" help:"most rows of one push chunk request"`
+	V1MaxStaged       byteSize `group:"v1 protocol" name:"v1-max-staged-bytes" env:"PULSESYNC_V1_MAX_STAGED_BYTES" default:"1GiB" help:"most payload bytes one push session may stage"`
+	V1SnapshotTTL     period   `group:"v1 protocol" name:"v1-snapshot-ttl" env:"PULSESYNC_V1_SNAPSHOT_TTL" default:"15m" help:"lifetime of a snapshot session after its creation or last chunk read"`
+	V1SnapshotMaxLife period   `group:"v1 protocol" name:"v1-snapshot-max-lifetime" env:"PULSESYNC_V1_SNAPSHOT_MAX_LIFETIME" default:"2h" help:"how far reads can slide a snapshot's expiry"`
+	V1SnapshotsPerUsr count    `group:"v1 protocol" name:"v1-max-snapshots-per-user" env:"PULSESYNC_V1_MAX_SNAPSHOTS_PER_USER" default:"4" help:"live snapshot sessions of one user; one more retires the oldest"`
+	V1SnapshotBuilds  count    `group:"v1 protocol" name:"v1-max-snapshot-builds" env:"PULSESYNC_V1_MAX_SNAPSHOT_BUILDS" default:"8" help:"concurrent snapshot builds of this node (429 beyond)"`
+	V1SnapshotChunks  count    `group:"v1 protocol" name:"v1-max-snapshot-chunks" env:"PULSESYNC_V1_MAX_SNAPSHOT_CHUNKS" default:"4" help:"concurrent snapshot chunk reads of this node (429 beyond)"`
+	V1SnapshotRows    count    `group:"v1 protocol" name:"v1-max-snapshot-rows" env:"PULSESYNC_V1_MAX_SNAPSHOT_ROWS" default:"0" help:"most rows of one snapshot; 0 = no limit"`
+	V1SnapshotBytes   byteSize `group:"v1 protocol" name:"v1-max-snapshot-bytes" env:"PULSESYNC_V1_MAX_SNAPSHOT_BYTES" default:"0" help:"most bytes of one snapshot; 0 = no limit"`
+	V1SnapshotRowSize byteSize `group:"v1 protocol" name:"v1-max-snapshot-row-bytes" env:"PULSESYNC_V1_MAX_SNAPSHOT_ROW_BYTES" default:"4MiB" help:"largest snapshot row on the wire"`
+	V1MaxPullBytes    byteSize `group:"v1 protocol" name:"v1-max-pull-bytes" env:"PULSESYNC_V1_MAX_PULL_BYTES" default:"8MiB" help:"byte budget of one pull page (one bundle always fits)"`
+	V1LockWait        period   `group:"v1 protocol" name:"v1-lock-wait" env:"PULSESYNC_V1_LOCK_WAIT" default:"10s" help:"how long a mutating v1 call waits for its user's lock (503 beyond)"`
+
+	NodeID          string `group:"Operations" name:"node-id" env:"PULSESYNC_NODE_ID" help:"this node's name in logs and metrics; empty = hostname-pid"`
+	LogLevel        string `group:"Operations" name:"log-level" env:"PULSESYNC_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"debug, info, warn or error"`
+	ShutdownTimeout period `group:"Operations" name:"shutdown-timeout" env:"PULSESYNC_SHUTDOWN_TIMEOUT" default:"20s" help:"how long a graceful shutdown waits for in-flight requests"`
+	MetricsAddr     string `group:"Operations" name:"metrics-addr" env:"PULSESYNC_METRICS_ADDR" placeholder:"ADDR" help:"also serve GET /metrics on this address, e.g. a private one; empty = only on --addr"`
+	DebugAddr       string `group:"Operations" name:"debug-addr" env:"PULSESYNC_DEBUG_ADDR" placeholder:"ADDR" help:"listen address for Go's /debug/pprof profiles; empty = off (never expose it publicly)"`
 }
 
-// config is the server's configuration as read from the environment and flags.
-type config struct {
-	databaseURL     string
-	jwtSecret       string
-	jwksURL         string
-	addr            string
-	tables          string
-	maxBody         string
-	maxPayload      string
-	maxChanges      string
-	allowNoExp      string
-	dbMaxConns      string
-	natsURL         string
-	nodeID          string
-	logLevel        string
-	shutdownTimeout string
-	debugAddr       string
-	v1Tables        string
-	v1RetainBundles string
-	v1Watch         string
-	v1AppName       string
-	corsOrigins     string
-	connsPerIP      string
-	connectRate     string
-	limitExempt     string
-}
-
-// knobs lists every setting of serve and dev. --help prints them in this order.
-func (c *config) knobs() []knob {
-	return []knob{
-		{"database-url", "DATABASE_URL", "", "PostgreSQL connection URL (serve: required; dev: default is a throwaway cluster)", &c.databaseURL},
-		{"jwt-secret", "JWT_SECRET", "", "HMAC secret for HS256/384/512 tokens", &c.jwtSecret},
-		{"jwt-jwks-url", "JWT_JWKS_URL", "", "JWKS URL for RS256/ES256 tokens (keys cached, refreshed every 5 min and on an unknown kid)", &c.jwksURL},
-		{"addr", "PULSESYNC_ADDR", ":8080", "listen address", &c.addr},
-		{"tables", "PULSESYNC_TABLES", "", "registered tables, comma-separated schema.table; each needs a uuid primary key", &c.tables},
-		{"max-body", "PULSESYNC_MAX_BODY", "32MiB", "largest request body (bytes, or with KiB/MiB/GiB); Sep-2025 KMP clients upload their whole queue at once", &c.maxBody},
-		{"max-payload", "PULSESYNC_MAX_PAYLOAD", "0", "largest payload of one change in bytes; 0 = only the body limit", &c.maxPayload},
-		{"max-changes", "PULSESYNC_MAX_CHANGES", "0", "most changes in one upload, answered batch_too_large beyond; 0 = no limit (recommended, docs/protocol-v0.md §9.3)", &c.maxChanges},
-		{"allow-no-exp", "PULSESYNC_ALLOW_NO_EXP", "false", "accept tokens without an exp claim (they never expire)", &c.allowNoExp},
-		{"db-max-conns", "PULSESYNC_DB_MAX_CONNS", "32", "database pool size, unless the URL sets pool_max_conns", &c.dbMaxConns},
-		{"nats-url", "NATS_URL", "", "NATS server URL for push fan-out between nodes; empty = Postgres LISTEN/NOTIFY", &c.natsURL},
-		{"node-id", "PULSESYNC_NODE_ID", "", "this node's name in logs and metrics; empty = hostname-pid", &c.nodeID},
-		{"log-level", "PULSESYNC_LOG_LEVEL", "info", "debug, info, warn or error", &c.logLevel},
-		{"shutdown-timeout", "PULSESYNC_SHUTDOWN_TIMEOUT", "20s", "how long a graceful shutdown waits for in-flight requests", &c.shutdownTimeout},
-		{"debug-addr", "PULSESYNC_DEBUG_ADDR", "", "listen address for Go's /debug/pprof profiles; empty = off (never expose it publicly)", &c.debugAddr},
-		{"v1-tables", "PULSESYNC_V1_TABLES", "", "tables of the v1 bundle protocol, comma-separated schema.table[:key_column]; each needs a _sync_scope_id owner column (docs/operations.md)", &c.v1Tables},
-		{"v1-retain-bundles", "PULSESYNC_V1_RETAIN_BUNDLES", "10000", "v1 bundles kept pullable per user; older history is discarded and clients behind it rebuild from a snapshot", &c.v1RetainBundles},
-		{"v1-watch", "PULSESYNC_V1_WATCH", "true", "serve GET /sync/watch to v1 clients (false: they poll)", &c.v1Watch},
-		{"v1-app-name", "PULSESYNC_V1_APP_NAME", "", "app_name reported to v1 clients by /sync/capabilities", &c.v1AppName},
-		{"cors-origins", "PULSESYNC_CORS_ORIGINS", "", "browser origins allowed on the v1 routes, comma-separated; * = any; empty = no CORS", &c.corsOrigins},
-		{"conns-per-ip", "PULSESYNC_CONNS_PER_IP", "256", "most open connections of one client address (IPv6: /64); -1 = no limit (SECURITY.md)", &c.connsPerIP},
-		{"connect-rate", "PULSESYNC_CONNECT_RATE", "50", "new connections per second one client address may open after a burst of 100; -1 = no limit", &c.connectRate},
-		{"limit-exempt", "PULSESYNC_LIMIT_EXEMPT", "", "client addresses the two limits above skip, comma-separated CIDRs (e.g. your load balancer's)", &c.limitExempt},
-	}
-}
-
-// register adds the knobs to fs, with defaults taken from the environment.
-func (c *config) register(fs *flag.FlagSet) {
-	for _, k := range c.knobs() {
-		def := k.def
-		if v, ok := os.LookupEnv(k.env); ok {
-			def = v
-		}
-		fs.StringVar(k.target, k.flag, def, fmt.Sprintf("%s (env %s)", k.usage, k.env))
-	}
-}
-
-// settings is config checked and converted.
+// settings is serverFlags with its lists parsed and its cross-field rules checked.
 type settings struct {
-	config
-	maxBody         int64
-	maxPayload      int
-	maxChanges      int
-	allowNoExp      bool
-	dbMaxConns      int32
-	shutdownTimeout time.Duration
-	v1Tables        []pgv1.TableSpec
-	v1RetainBundles int64
-	v1Watch         bool
-	corsOrigins     []string
-	connsPerIP      int
-	connectRate     float64
-	limitExempt     []netip.Prefix
+	serverFlags
+	v1Tables    []pgv1.TableSpec
+	corsOrigins []string
+	limitExempt []netip.Prefix
 }
 
-// parse checks every knob and reports the first bad one by its flag and variable.
-func (c config) parse() (settings, error) {
-	s := settings{config: c}
+// parse checks what the flag types cannot and reports the first bad setting by its flag and
+// variable.
+func (f serverFlags) parse() (settings, error) {
+	s := settings{serverFlags: f}
 	var err error
-	if s.maxBody, err = parseSize(c.maxBody); err != nil || s.maxBody <= 0 {
-		return s, fmt.Errorf("--max-body / PULSESYNC_MAX_BODY: %q is not a positive size", c.maxBody)
+	if f.MaxBody <= 0 {
+		return s, fmt.Errorf("--max-body / PULSESYNC_MAX_BODY: %d is not a positive size", f.MaxBody)
 	}
-	if s.maxPayload, err = strconv.Atoi(c.maxPayload); err != nil || s.maxPayload < 0 {
-		return s, fmt.Errorf("--max-payload / PULSESYNC_MAX_PAYLOAD: %q is not a byte count", c.maxPayload)
+	if f.DBMaxConns < 1 {
+		return s, fmt.Errorf("--db-max-conns / PULSESYNC_DB_MAX_CONNS: %d is not a positive count", f.DBMaxConns)
 	}
-	if s.maxChanges, err = strconv.Atoi(c.maxChanges); err != nil || s.maxChanges < 0 {
-		return s, fmt.Errorf("--max-changes / PULSESYNC_MAX_CHANGES: %q is not a count", c.maxChanges)
+	if f.V1RetainBundles < 1 {
+		return s, fmt.Errorf("--v1-retain-bundles / PULSESYNC_V1_RETAIN_BUNDLES: %d is not a positive count", f.V1RetainBundles)
 	}
-	if s.allowNoExp, err = strconv.ParseBool(c.allowNoExp); err != nil {
-		return s, fmt.Errorf("--allow-no-exp / PULSESYNC_ALLOW_NO_EXP: %q is not true or false", c.allowNoExp)
+	if !(f.ConnectRate > 0 || f.ConnectRate == -1) {
+		return s, fmt.Errorf("--connect-rate / PULSESYNC_CONNECT_RATE: %v is not a positive rate or -1", f.ConnectRate)
 	}
-	conns, err := strconv.ParseInt(c.dbMaxConns, 10, 32)
-	if err != nil || conns < 1 {
-		return s, fmt.Errorf("--db-max-conns / PULSESYNC_DB_MAX_CONNS: %q is not a positive count", c.dbMaxConns)
-	}
-	s.dbMaxConns = int32(conns)
-	if s.shutdownTimeout, err = time.ParseDuration(c.shutdownTimeout); err != nil || s.shutdownTimeout <= 0 {
-		return s, fmt.Errorf("--shutdown-timeout / PULSESYNC_SHUTDOWN_TIMEOUT: %q is not a duration", c.shutdownTimeout)
-	}
-	if s.v1Tables, err = v1TableSpecs(c.v1Tables); err != nil {
+	if s.v1Tables, err = v1TableSpecs(f.V1Tables); err != nil {
 		return s, err
 	}
-	if s.v1RetainBundles, err = strconv.ParseInt(c.v1RetainBundles, 10, 64); err != nil || s.v1RetainBundles < 1 {
-		return s, fmt.Errorf("--v1-retain-bundles / PULSESYNC_V1_RETAIN_BUNDLES: %q is not a positive count", c.v1RetainBundles)
-	}
-	if s.v1Watch, err = strconv.ParseBool(c.v1Watch); err != nil {
-		return s, fmt.Errorf("--v1-watch / PULSESYNC_V1_WATCH: %q is not true or false", c.v1Watch)
-	}
-	s.corsOrigins = splitList(c.corsOrigins)
-	if s.connsPerIP, err = strconv.Atoi(c.connsPerIP); err != nil || s.connsPerIP == 0 || s.connsPerIP < -1 {
-		return s, fmt.Errorf("--conns-per-ip / PULSESYNC_CONNS_PER_IP: %q is not a positive count or -1", c.connsPerIP)
-	}
-	if s.connectRate, err = strconv.ParseFloat(c.connectRate, 64); err != nil || !(s.connectRate > 0 || s.connectRate == -1) {
-		return s, fmt.Errorf("--connect-rate / PULSESYNC_CONNECT_RATE: %q is not a positive rate or -1", c.connectRate)
-	}
-	for _, cidr := range splitList(c.limitExempt) {
+	s.corsOrigins = splitList(f.CORSOrigins)
+	for _, cidr := range splitList(f.LimitExempt) {
 		p, err := netip.ParsePrefix(cidr)
 		if err != nil {
 			return s, fmt.Errorf("--limit-exempt / PULSESYNC_LIMIT_EXEMPT: %q is not a CIDR", cidr)
 		}
 		s.limitExempt = append(s.limitExempt, p.Masked())
 	}
-	if _, err := parseLevel(c.logLevel); err != nil {
-		return s, err
-	}
-	if s.nodeID == "" {
+	if s.NodeID == "" {
 		host, _ := os.Hostname()
-		s.nodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
+		s.NodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	return s, nil
 }
@@ -186,18 +151,100 @@ func splitList(list string) []string {
 	return items
 }
 
+// byteSize is a non-negative byte count, written plainly or with a KiB, MiB or GiB suffix.
+// A size that does not fit in 64 bits is refused rather than wrapped.
+type byteSize int64
+
+// Decode reads a size for kong.
+func (b *byteSize) Decode(ctx *kong.DecodeContext) error {
+	return decodeWith(ctx, "size", func(s string) error {
+		n, err := parseSize(s)
+		*b = byteSize(n)
+		return err
+	})
+}
+
+// sizeUnits are the suffixes parseSize understands, longest match first.
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
+
 // parseSize reads a byte count, optionally with a KiB, MiB or GiB suffix.
 func parseSize(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	mult := int64(1)
-	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
-		if strings.HasSuffix(s, suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, suffix)), m
+	for _, u := range sizeUnits {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.mult
+			break
 		}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, err
+	switch {
+	case err != nil && strings.Contains(err.Error(), "out of range"):
+		return 0, fmt.Errorf("%q does not fit in 64 bits", s)
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a size (bytes, or with KiB, MiB or GiB)", s)
+	case n < 0:
+		return 0, fmt.Errorf("%q is negative", s)
+	case n > (1<<63-1)/mult:
+		return 0, fmt.Errorf("%q with its unit does not fit in 64 bits", s)
 	}
 	return n * mult, nil
+}
+
+// count is a non-negative number of things that fits in an int.
+type count int
+
+// Decode reads a count for kong.
+func (c *count) Decode(ctx *kong.DecodeContext) error {
+	return decodeWith(ctx, "count", func(s string) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, strconv.IntSize)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a count (a whole number from 0 up that fits in %d bits)", s, strconv.IntSize)
+		}
+		*c = count(n)
+		return nil
+	})
+}
+
+// limit is a positive count or -1 for "no limit".
+type limit int
+
+// Decode reads a limit for kong.
+func (l *limit) Decode(ctx *kong.DecodeContext) error {
+	return decodeWith(ctx, "limit", func(s string) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, strconv.IntSize)
+		if err != nil || n == 0 || n < -1 {
+			return fmt.Errorf("%q is not a positive count or -1", s)
+		}
+		*l = limit(n)
+		return nil
+	})
+}
+
+// period is a non-negative duration such as 250ms, 10s or 2h.
+type period time.Duration
+
+// Decode reads a period for kong.
+func (p *period) Decode(ctx *kong.DecodeContext) error {
+	return decodeWith(ctx, "duration", func(s string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration (e.g. 250ms, 10s, 2h)", s)
+		}
+		*p = period(d)
+		return nil
+	})
+}
+
+// decodeWith takes the next value kong scanned, from a flag, a variable or the config file, as
+// text and hands it to parse.
+func decodeWith(ctx *kong.DecodeContext, what string, parse func(string) error) error {
+	token, err := ctx.Scan.PopValue(what)
+	if err != nil {
+		return err
+	}
+	return parse(fmt.Sprint(token.Value))
 }

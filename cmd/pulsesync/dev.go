@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -18,25 +17,29 @@ import (
 // devTokenTTL is the lifetime of the tokens dev prints: a working day of poking at the server.
 const devTokenTTL = 24 * time.Hour
 
-// devCommand runs a node for development: without DATABASE_URL on a throwaway PostgreSQL
-// started from the machine's own binaries (removed on exit), without NATS_URL with an
-// in-process NATS server, with the demo schema registered, the KMP test suite's JWT secret,
-// /dummy-signin, and ready-to-paste tokens and curl lines.
-func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c config
-	fs := newFlagSet("dev", "Run a development node: throwaway PostgreSQL (unless DATABASE_URL is set),\nv0 demo schema business.users/business.posts, v1 demo schema app.users/app.posts,\ndev JWT secret, printed tokens.", stderr)
-	c.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	s, err := c.parse()
+// devCmd runs a node for development: without --database-url on a throwaway PostgreSQL
+// started from the machine's own binaries (removed on exit), without --nats-url with an
+// in-process NATS server, with the demo schemas registered, the KMP test suite's JWT secret,
+// /dummy-signin, and ready-to-paste tokens and curl lines. It listens on 127.0.0.1 unless told
+// otherwise: /dummy-signin gives anyone a token.
+type devCmd struct {
+	serverFlags `embed:""`
+}
+
+// Run starts the development node and serves until the process is told to stop.
+func (cmd *devCmd) Run(e *runEnv) error {
+	ctx, stdout := e.ctx, e.stdout
+	s, err := cmd.parse()
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	log := newLogger(stderr, s.logLevel, true)
+	if s.Addr == "" {
+		s.Addr = "127.0.0.1:8080"
+	}
+	log := newLogger(e.stderr, s.LogLevel, true)
 	extras := nodeExtras{}
-	if s.tables == "" {
-		s.tables = strings.Join(demo.Tables(), ",")
+	if s.Tables == "" {
+		s.Tables = strings.Join(demo.Tables(), ",")
 		extras.setupSQL = demo.SchemaSQL
 	}
 	if len(s.v1Tables) == 0 {
@@ -44,13 +47,13 @@ func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		extras.setupSQL += demo.V1SchemaSQL
 	}
 	extras.v1TestRoutes = true
-	if s.jwtSecret == "" && s.jwksURL == "" {
-		s.jwtSecret = demo.Secret
+	if s.JWTSecret == "" && s.JWKSURL == "" {
+		s.JWTSecret = demo.Secret
 	}
-	if s.jwtSecret != "" {
-		extras.devSignIn = &httpapi.DevSignIn{Secret: []byte(s.jwtSecret)}
+	if s.JWTSecret != "" {
+		extras.devSignIn = &httpapi.DevSignIn{Secret: []byte(s.JWTSecret)}
 	}
-	if s.databaseURL == "" {
+	if s.DatabaseURL == "" {
 		log.Info("starting a throwaway PostgreSQL from the local binaries")
 		cluster, err := pgcluster.Start(ctx, pgcluster.Config{Logger: log})
 		if err != nil {
@@ -61,19 +64,19 @@ func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				log.Warn("stop throwaway PostgreSQL", "err", err)
 			}
 		}()
-		s.databaseURL = cluster.URL("postgres")
+		s.DatabaseURL = cluster.URL("postgres")
 	}
-	if s.natsURL == "" {
+	if s.NATSURL == "" {
 		nats, err := natsembed.Start(natsembed.Config{Logger: log})
 		if err != nil {
 			return fmt.Errorf("start in-process NATS: %w", err)
 		}
 		defer nats.Stop()
-		s.natsURL = nats.URL()
-		log.Info("in-process NATS serving", "url", s.natsURL)
+		s.NATSURL = nats.URL()
+		log.Info("in-process NATS serving", "url", s.NATSURL)
 	}
 	extras.onListen = func(addr net.Addr) {
-		if err := printBanner(stdout, addr, s.jwtSecret); err != nil {
+		if err := printBanner(stdout, addr, s.JWTSecret); err != nil {
 			log.Warn("print dev banner", "err", err)
 		}
 	}

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,105 +13,93 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/alecthomas/kong"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// Exit codes: 0 for success and --help, 2 for a mistake in the command line or the settings, 1
+// for a failure at run time.
+const (
+	exitRuntime = 1
+	exitUsage   = 2
+)
 
-const usage = `pulsesync — a streaming sync server for SQLite clients, on PostgreSQL
+// cli is the command line. Every server setting is also an environment variable and a config
+// file key (serverFlags).
+type cli struct {
+	Version kong.VersionFlag `help:"Print the version and exit."`
 
-Usage:
-  pulsesync serve    [flags]   run a node (DATABASE_URL, PULSESYNC_TABLES, JWT_SECRET or JWT_JWKS_URL)
-  pulsesync dev      [flags]   run a node on a throwaway PostgreSQL with the demo schema and a dev token
-  pulsesync migrate  [flags]   apply the sync schema's migrations and exit
-  pulsesync token    [flags]   mint an HS256 token (--sub, --did, --ttl)
-  pulsesync version            print the version
+	Serve      serveCmd   `cmd:"" help:"Run a node (needs --database-url, --tables and/or --v1-tables, --jwt-secret or --jwt-jwks-url)."`
+	Dev        devCmd     `cmd:"" help:"Run a development node: throwaway PostgreSQL (unless --database-url is set), demo schemas, dev JWT secret, printed tokens; listens on 127.0.0.1."`
+	Migrate    migrateCmd `cmd:"" help:"Apply the migrations of the sync schemas (v0 and v1) and exit."`
+	Token      tokenCmd   `cmd:"" help:"Mint an HS256 token signed with --secret."`
+	VersionCmd versionCmd `cmd:"" name:"version" help:"Print the version and exit."`
+}
 
-Run "pulsesync <command> --help" for the command's flags. Every server flag has an environment
-variable twin; the flag wins when both are set.
-`
+// runEnv is what every command's Run gets: the process context and its output streams.
+type runEnv struct {
+	ctx            context.Context
+	stdout, stderr io.Writer
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "pulsesync:", err)
-		}
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Exit); err != nil {
+		fmt.Fprintln(os.Stderr, "pulsesync:", oneLine(err))
 		stop()
 		os.Exit(exitCode(err))
 	}
 }
 
-// exitCode is 2 for usage errors (as flag does), 1 for everything else.
-func exitCode(err error) int {
-	var usageErr usageError
-	if errors.As(err, &usageErr) || errors.Is(err, flag.ErrHelp) {
-		return 2
+// run parses args and runs the chosen command. exit ends the process after --help and
+// --version (kong's way); main passes os.Exit.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, exit func(int)) error {
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("pulsesync"),
+		kong.Description("A streaming sync server for SQLite clients, on PostgreSQL. Every server flag is also an environment variable (PULSESYNC_<FLAG>) and a key of the --config file; a flag wins over a variable, a variable over the file."),
+		kong.Vars{"version": versionLine()},
+		kong.Writers(stdout, stderr),
+		kong.Exit(exit),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Bind(&runEnv{ctx: ctx, stdout: stdout, stderr: stderr}),
+	)
+	if err != nil {
+		return fmt.Errorf("build the command line: %w", err)
 	}
-	return 1
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	return kctx.Run()
 }
 
-// usageError is a mistake in the command line.
+// exitCode is exitUsage for mistakes in the command line or settings, exitRuntime otherwise.
+func exitCode(err error) int {
+	var usageErr usageError
+	if errors.As(err, &usageErr) {
+		return exitUsage
+	}
+	return exitRuntime
+}
+
+// usageError is a mistake in the command line or the settings.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// run dispatches to a subcommand.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return usageError{"no command given"}
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return serveCommand(ctx, rest, stderr)
-	case "dev":
-		return devCommand(ctx, rest, stdout, stderr)
-	case "migrate":
-		return migrateCommand(ctx, rest, stdout, stderr)
-	case "token":
-		return tokenCommand(rest, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "pulsesync", version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
-}
-
-// newFlagSet returns a flag set for command that reports errors instead of exiting.
-func newFlagSet(command, summary string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(command, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: pulsesync %s [flags]\n\n%s\n\nFlags:\n", command, summary)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses args into fs, turning flag errors into usage errors.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
+// oneLine flattens an error to a single line: operators and process supervisors read the
+// last line of a failed start, and some causes (PostgreSQL's, JSON's) span several.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // newLogger returns the process logger: JSON lines for serve, readable text for dev.
 func newLogger(w io.Writer, level string, text bool) *slog.Logger {
-	lvl, _ := parseLevel(level)
+	var lvl slog.Level
+	// The level was checked against kong's enum; an unknown one cannot reach here.
+	_ = lvl.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lvl}
 	if text {
 		return slog.New(slog.NewTextHandler(w, opts))
@@ -120,26 +107,19 @@ func newLogger(w io.Writer, level string, text bool) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// parseLevel reads a log level name.
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.TrimSpace(s))); err != nil {
-		return 0, fmt.Errorf("--log-level / PULSESYNC_LOG_LEVEL: %q is not debug, info, warn or error", s)
-	}
-	return l, nil
+// serveCmd runs a production node.
+type serveCmd struct {
+	serverFlags `embed:""`
 }
 
-// serveCommand runs a production node.
-func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
-	var c config
-	fs := newFlagSet("serve", "Run a pulsesync node.", stderr)
-	c.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	s, err := c.parse()
+// Run starts the node and serves until the process is told to stop.
+func (cmd *serveCmd) Run(e *runEnv) error {
+	s, err := cmd.parse()
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	return runNode(ctx, s, nodeExtras{}, newLogger(stderr, s.logLevel, false))
+	if s.Addr == "" {
+		s.Addr = ":8080"
+	}
+	return runNode(e.ctx, s, nodeExtras{}, newLogger(e.stderr, s.LogLevel, false))
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -31,30 +29,32 @@ func migrateAll(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	return applied, nil
 }
 
-// migrateCommand applies the sync schema's migrations and exits.
-func migrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("migrate", "Apply the migrations of the sync schemas (v0 and v1) to DATABASE_URL and exit.", stderr)
-	url := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection URL (env DATABASE_URL)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// migrateCmd applies the sync schemas' migrations and exits. It reads the same config file as
+// serve, so one file serves both.
+type migrateCmd struct {
+	Config      configFile `name:"config" env:"PULSESYNC_CONFIG" placeholder:"FILE" help:"YAML file of settings, keyed by flag name"`
+	DatabaseURL string     `name:"database-url" env:"PULSESYNC_DATABASE_URL,DATABASE_URL" placeholder:"URL" help:"PostgreSQL connection URL (required)"`
+}
+
+// Run connects, migrates and reports what it applied.
+func (cmd *migrateCmd) Run(e *runEnv) error {
+	if cmd.DatabaseURL == "" {
+		return usageError{"--database-url / PULSESYNC_DATABASE_URL: no database given"}
 	}
-	if *url == "" {
-		return usageError{"no database: set DATABASE_URL or --database-url"}
-	}
-	pool, err := pg.Connect(ctx, pg.PoolConfig{URL: *url})
+	pool, err := connect(e.ctx, cmd.DatabaseURL, 0)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	applied, err := migrateAll(ctx, pool)
+	applied, err := migrateAll(e.ctx, pool)
 	if err != nil {
-		return err
+		return fmt.Errorf("migrate the sync schemas: %w", err)
 	}
 	if len(applied) == 0 {
-		fmt.Fprintln(stdout, "the sync schemas are up to date")
+		fmt.Fprintln(e.stdout, "the sync schemas are up to date")
 	}
 	for _, name := range applied {
-		fmt.Fprintln(stdout, "applied", name)
+		fmt.Fprintln(e.stdout, "applied", name)
 	}
 	return nil
 }

@@ -2,35 +2,31 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/pulsesync/pulsesync/httpapi/auth"
 )
 
-// tokenCommand mints an HS256 token for scripts and tests.
-func tokenCommand(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("token", "Mint an HS256 token signed with JWT_SECRET (or --secret).", stderr)
-	secret := fs.String("secret", os.Getenv("JWT_SECRET"), "HMAC secret (env JWT_SECRET)")
-	sub := fs.String("sub", "", "user id (the sub claim), required")
-	did := fs.String("did", "", "device id (the did claim), required")
-	ttl := fs.Duration("ttl", time.Hour, "lifetime; 0 = no exp claim (refused unless the server allows it)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
+// tokenCmd mints an HS256 token for scripts and tests.
+type tokenCmd struct {
+	Secret string        `name:"secret" env:"PULSESYNC_JWT_SECRET,JWT_SECRET" placeholder:"SECRET" help:"HMAC secret (required)"`
+	Sub    string        `name:"sub" required:"" help:"user id (the sub claim)"`
+	Did    string        `name:"did" required:"" help:"device id (the did claim)"`
+	TTL    time.Duration `name:"ttl" default:"1h" help:"lifetime; 0 = no exp claim (refused unless the server allows it)"`
+}
+
+// Run prints the token.
+func (cmd *tokenCmd) Run(e *runEnv) error {
 	switch {
-	case *secret == "":
-		return usageError{"no secret: set JWT_SECRET or --secret"}
-	case *sub == "" || *did == "":
-		return usageError{"--sub and --did are required"}
-	case *ttl < 0:
+	case cmd.Secret == "":
+		return usageError{"--secret / PULSESYNC_JWT_SECRET: no secret given"}
+	case cmd.TTL < 0:
 		return usageError{"--ttl must not be negative"}
 	}
-	token, err := auth.Mint([]byte(*secret), *sub, *did, *ttl)
+	token, err := auth.Mint([]byte(cmd.Secret), cmd.Sub, cmd.Did, cmd.TTL)
 	if err != nil {
-		return err
+		return fmt.Errorf("mint token: %w", err)
 	}
-	fmt.Fprintln(stdout, token)
-	return nil
+	_, err = fmt.Fprintln(e.stdout, token)
+	return err
 }

@@ -24,6 +24,15 @@ import (
 	"github.com/pulsesync/pulsesync/sequencer"
 )
 
+// The errors New wraps its start-up failures in, so that a caller can name the setting at fault
+// (errors.Is).
+var (
+	ErrTables   = errors.New("v0 tables")
+	ErrV1Tables = errors.New("v1 tables")
+	ErrAuth     = errors.New("token verification")
+	ErrFanout   = errors.New("start fan-out")
+)
+
 // Config describes a node. Pool and Tables are required; the zero value of every other field
 // means its documented default.
 type Config struct {
@@ -102,7 +111,7 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	reg, err := pg.Discover(ctx, cfg.Pool, cfg.Tables)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrTables, err)
 	}
 	storeCfg := cfg.Store
 	if storeCfg.Logger == nil {
@@ -119,13 +128,13 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 		authCfg.Logger = log
 	}
 	if n.verifier, err = auth.NewVerifier(ctx, authCfg); err != nil {
-		return nil, fmt.Errorf("token verification: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrAuth, err)
 	}
 	watermarks := sequencer.NewWatermarks(sequencer.WatermarksConfig{})
 	n.Cluster, err = cluster.Start(ctx, cluster.Config{Pool: cfg.Pool, NATSURL: cfg.NATSURL, NodeID: cfg.NodeID,
 		Hub: n.Hub, Watermarks: watermarks, ReconcileEvery: cfg.ReconcileEvery, Logger: log, Registry: registry})
 	if err != nil {
-		return nil, fmt.Errorf("start fan-out: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrFanout, err)
 	}
 	pushCfg := cfg.Push
 	pushCfg.Hub, pushCfg.CurrentSeq, pushCfg.Watch = n.Hub, n.Store.Watermark, n.Cluster.Watch
@@ -160,7 +169,7 @@ const v1SweepEvery = time.Minute
 func (n *Node) startV1(ctx context.Context, cfg Config, log *slog.Logger) (*httpapi.V1Config, error) {
 	reg, err := pgv1.Discover(ctx, cfg.Pool, cfg.V1Tables)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrV1Tables, err)
 	}
 	storeCfg := cfg.V1Store
 	if storeCfg.Logger == nil {
