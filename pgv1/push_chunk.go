@@ -46,16 +46,20 @@ func (s *Store) validateChunk(start int64, rows []PushRow) ([]stagedRow, error) 
 		return nil, chunkInvalid("a chunk holds at most %d rows, got %d", s.cfg.MaxRowsPerChunk, len(rows))
 	}
 	out := make([]stagedRow, len(rows))
-	seen := make(map[[2]string]int64, len(rows))
+	type rowID struct {
+		table *table
+		key   string
+	}
+	seen := make(map[rowID]int64, len(rows))
 	for i := range rows {
 		ord := start + int64(i)
 		r, err := s.validateRow(ord, &rows[i])
 		if err != nil {
 			return nil, err
 		}
-		id := [2]string{r.table.qualified(), r.key}
+		id := rowID{r.table, r.key}
 		if first, dup := seen[id]; dup {
-			return nil, chunkInvalid("row %d (%s): key %s is also the key of row %d", ord, id[0], r.key, first)
+			return nil, chunkInvalid("row %d (%s): key %s is also the key of row %d", ord, r.table.qualified(), r.key, first)
 		}
 		seen[id] = ord
 		out[i] = r
@@ -71,13 +75,13 @@ func (s *Store) validateRow(ord int64, in *PushRow) (stagedRow, error) {
 	}
 	name := strings.ToLower(strings.TrimSpace(in.Table))
 	r := stagedRow{ordinal: ord, op: strings.ToUpper(strings.TrimSpace(in.Op)), base: in.BaseRowVersion}
-	if !identifierRE.MatchString(schema) || !identifierRE.MatchString(name) {
+	if !validIdentifier(schema) || !validIdentifier(name) {
 		return r, chunkInvalid("row %d: %q.%q is not a valid table name", ord, schema, name)
 	}
-	q := schema + "." + name
 	if r.table = s.reg.lookup(schema, name); r.table == nil {
-		return r, chunkInvalid("row %d: table %s is not registered", ord, q)
+		return r, chunkInvalid("row %d: table %s.%s is not registered", ord, schema, name)
 	}
+	q := r.table.qualified()
 	if r.op != "INSERT" && r.op != "UPDATE" && r.op != "DELETE" {
 		return r, chunkInvalid("row %d (%s): op must be INSERT, UPDATE or DELETE", ord, q)
 	}
@@ -108,22 +112,31 @@ func (s *Store) validateRow(ord int64, in *PushRow) (stagedRow, error) {
 // column, whose value is a string: a canonical lowercase UUID for uuid keys, non-empty text
 // otherwise.
 func parseKey(t *table, raw json.RawMessage) (string, error) {
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+	canonical, err := jcs.Canonicalize(raw)
+	if err != nil || len(canonical) == 0 || canonical[0] != '{' {
 		return "", fmt.Errorf("key must be an object")
 	}
-	if _, ok := members[scopeColumn]; ok {
+	var v []byte
+	n, scoped := 0, false
+	for name, value := range jcs.Members(canonical) {
+		n++
+		switch string(name) {
+		case scopeColumn:
+			scoped = true
+		case t.key.name:
+			v = value
+		}
+	}
+	if scoped {
 		return "", fmt.Errorf("key must not contain %s", scopeColumn)
 	}
-	v, ok := members[t.key.name]
-	if !ok || len(members) != 1 {
+	if v == nil || n != 1 {
 		return "", fmt.Errorf("key must have exactly one member, %q", t.key.name)
 	}
-	var key string
-	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &key) != nil {
-		return "", fmt.Errorf("key %s must be a string", t.key.name)
-	}
+	key, ok := jsonString(v)
 	switch {
+	case !ok:
+		return "", fmt.Errorf("key %s must be a string", t.key.name)
 	case t.key.kind == wire.KindUUID && !wire.ValidUUID(key):
 		return "", fmt.Errorf("key %s must be a lowercase dashed UUID", t.key.name)
 	case key == "":
@@ -132,58 +145,73 @@ func parseKey(t *table, raw json.RawMessage) (string, error) {
 	return key, nil
 }
 
+// jsonString decodes the canonical JSON value v when it is a string.
+func jsonString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
 // preparePayload checks an INSERT or UPDATE payload and fills r.request, r.apply and
 // r.columns. The payload must be an object of the table's columns without the hidden scope
 // column, its key column (when present) must repeat the key, and each value must fit its
 // column's kind; generated columns are accepted and ignored, since clients send back what they
 // were served (docs/protocol-v1.md §6.1 M1). The key column is filled in when absent.
+//
+// One walk over the canonical payload does it all: its members come sorted, and column names
+// are ASCII, so apply is built in the same (JCS) order with the key column slotted in.
 func (s *Store) preparePayload(r *stagedRow, raw json.RawMessage) error {
 	canonical, err := jcs.Canonicalize(raw)
 	if err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(canonical, &members); err != nil || members == nil {
+	if len(canonical) == 0 || canonical[0] != '{' {
 		return fmt.Errorf("payload must be an object")
 	}
-	names := make([]string, 0, len(members)+1)
-	for name := range members {
-		if name == scopeColumn {
+	key := r.table.key
+	keyDone := false
+	apply := make([]byte, 1, len(canonical)+len(key.jsonName)+len(r.key)+8)
+	apply[0] = '{'
+	columns := make([]byte, 0, 64)
+	add := func(col *column, token []byte) {
+		if len(apply) > 1 {
+			apply = append(apply, ',')
+			columns = append(columns, ',')
+		}
+		apply = append(append(apply, col.jsonName...), token...)
+		columns = append(columns, col.name...)
+	}
+	for name, v := range jcs.Members(canonical) {
+		if string(name) == scopeColumn {
 			return fmt.Errorf("payload must not contain %s", scopeColumn)
 		}
-		if !identifierRE.MatchString(name) {
+		if !validIdentifier(name) {
 			return fmt.Errorf("payload member %q is not a valid column name", name)
 		}
-		col := r.table.byName[name]
+		col := r.table.byName[string(name)]
 		if col == nil {
 			return fmt.Errorf("payload column %s is not a column of %s", name, r.table.qualified())
 		}
-		if !col.generated {
-			names = append(names, name)
+		if !keyDone && key.name <= col.name {
+			keyDone = true
+			keyToken := jcs.AppendString(nil, r.key)
+			if col == key {
+				if !bytes.Equal(v, keyToken) {
+					return fmt.Errorf("payload column %s must equal the key", key.name)
+				}
+			} else {
+				add(key, keyToken)
+			}
 		}
-	}
-	keyName := r.table.key.name
-	if v, ok := members[keyName]; ok {
-		var got string
-		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &got) != nil || got != r.key {
-			return fmt.Errorf("payload column %s must equal the key", keyName)
-		}
-	} else {
-		names = append(names, keyName)
-	}
-	slices.Sort(names)
-
-	apply := make([]byte, 0, len(canonical)+32)
-	apply = append(apply, '{')
-	for i, name := range names {
-		col := r.table.byName[name]
-		if i > 0 {
-			apply = append(apply, ',')
-		}
-		apply = append(apply, col.jsonName...)
-		v, ok := members[name]
-		if !ok { // the key column, filled in
-			apply = jcs.AppendString(apply, r.key)
+		if col.generated {
 			continue
 		}
 		value, err := wire.RequestValue(col.kind, v)
@@ -198,10 +226,12 @@ func (s *Store) preparePayload(r *stagedRow, raw json.RawMessage) error {
 		if !ok {
 			return fmt.Errorf("column %s: unexpected value form %T", name, value)
 		}
-		apply = append(apply, token...)
+		add(col, token)
 	}
-	apply = append(apply, '}')
-	r.request, r.apply, r.columns = canonical, apply, strings.Join(names, ",")
+	if !keyDone {
+		add(key, jcs.AppendString(nil, r.key))
+	}
+	r.request, r.apply, r.columns = canonical, append(apply, '}'), string(columns)
 	return nil
 }
 

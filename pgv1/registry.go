@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -19,9 +18,22 @@ import (
 // appears on the wire (docs/protocol-v1.md §1.6).
 const scopeColumn = "_sync_scope_id"
 
-// identifierRE is the grammar of registered schema, table and column names: lowercase, so the
-// wire names equal PostgreSQL's, and ASCII, so their byte order is JCS's UTF-16 order.
-var identifierRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+// validIdentifier reports whether s fits the grammar of registered schema, table and column
+// names, [a-z_][a-z0-9_]*: lowercase, so the wire names equal PostgreSQL's, and ASCII, so their
+// byte order is JCS's UTF-16 order. A byte loop, since every pushed row's names are checked.
+func validIdentifier[T string | []byte](s T) bool {
+	if len(s) == 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || (c >= 'a' && c <= 'z') || (i > 0 && c >= '0' && c <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}
 
 // TableSpec names a registered v1 table and its sync key column ("" = the primary key's one
 // column besides _sync_scope_id).
@@ -39,6 +51,7 @@ type Registry struct {
 // table is one registered table.
 type table struct {
 	schema, name string
+	qname        string   // schema.table
 	ident        string   // quoted "schema"."table"
 	key          *column  // the sync key column
 	columns      []column // visible columns, sorted by name (JCS member order)
@@ -57,7 +70,7 @@ type column struct {
 }
 
 // qualified is the table's "schema.table" name.
-func (t *table) qualified() string { return t.schema + "." + t.name }
+func (t *table) qualified() string { return t.qname }
 
 // lookup returns the registered table schema.name, or nil.
 func (r *Registry) lookup(schema, name string) *table { return r.byName[schema+"."+name] }
@@ -150,9 +163,9 @@ func Discover(ctx context.Context, pool *pgxpool.Pool, specs []TableSpec) (*Regi
 
 	reg := &Registry{byName: map[string]*table{}}
 	for i := range specs {
-		t := &table{schema: schemas[i], name: names[i], byName: map[string]*column{}}
+		t := &table{schema: schemas[i], name: names[i], qname: schemas[i] + "." + names[i], byName: map[string]*column{}}
 		q := t.qualified()
-		if !identifierRE.MatchString(t.schema) || !identifierRE.MatchString(t.name) {
+		if !validIdentifier(t.schema) || !validIdentifier(t.name) {
 			return nil, fmt.Errorf("v1 table %q: names must match [a-z_][a-z0-9_]*", q)
 		}
 		if reg.byName[q] != nil {
@@ -173,7 +186,7 @@ func Discover(ctx context.Context, pool *pgxpool.Pool, specs []TableSpec) (*Regi
 				scoped = a.notNull
 				continue
 			}
-			if !identifierRE.MatchString(name) {
+			if !validIdentifier(name) {
 				return nil, fmt.Errorf("%s column %q: names must match [a-z_][a-z0-9_]*", q, name)
 			}
 			kind, ok := wire.KindOf(*a.typ)
