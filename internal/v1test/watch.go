@@ -50,7 +50,8 @@ func (c *Client) OpenWatch(ctx context.Context, after int64) (*http.Response, er
 type Watch struct {
 	t      testing.TB
 	events chan Event
-	done   chan error // the reason the stream ended; nil for a clean end
+	err    error         // why the stream ended, nil for a clean end; set before events closes
+	closed chan struct{} // closed by Close: the parser stops handing out events
 	close  func()
 }
 
@@ -64,7 +65,9 @@ func (c *Client) Watch(t testing.TB, after int64) *Watch {
 		cancel()
 		t.Fatal(err)
 	}
+	closed := make(chan struct{})
 	closeOnce := sync.OnceFunc(func() {
+		close(closed)
 		cancel()
 		resp.Body.Close()
 	})
@@ -73,7 +76,7 @@ func (c *Client) Watch(t testing.TB, after int64) *Watch {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 		t.Fatalf("open watch after %d: %d %s %s, want 200 text/event-stream", after, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	w := &Watch{t: t, events: make(chan Event, 64), done: make(chan error, 1), close: closeOnce}
+	w := &Watch{t: t, events: make(chan Event, 64), closed: closed, close: closeOnce}
 	go w.read(resp.Body)
 	return w
 }
@@ -99,10 +102,14 @@ func (w *Watch) read(body io.Reader) {
 			if typ == "bundle" {
 				var e Event
 				if err := json.Unmarshal(data, &e); err != nil || e.BundleSeq <= 0 || e.SourceID != "" && !wire.ValidSourceID(e.SourceID) {
-					w.done <- fmt.Errorf("bad bundle event %q", data)
+					w.err = fmt.Errorf("bad bundle event %q", data)
 					return
 				}
-				w.events <- e
+				select {
+				case w.events <- e:
+				case <-w.closed: // nobody reads any more
+					return
+				}
 			}
 			typ, data = "", data[:0]
 		case string(field) == "event":
@@ -112,12 +119,12 @@ func (w *Watch) read(body io.Reader) {
 				data = append(data, '\n')
 			}
 			if data = append(data, value...); len(data) > maxLine {
-				w.done <- errors.New("event over 1 MiB")
+				w.err = errors.New("event over 1 MiB")
 				return
 			}
 		}
 	}
-	w.done <- sc.Err()
+	w.err = sc.Err()
 }
 
 // Next returns the next bundle event, or an error when none comes within d or the stream ends.
@@ -127,7 +134,7 @@ func (w *Watch) Next(d time.Duration) (Event, error) {
 	select {
 	case e, ok := <-w.events:
 		if !ok {
-			return Event{}, fmt.Errorf("watch stream ended: %v", <-w.done)
+			return Event{}, fmt.Errorf("watch stream ended: %v", w.err)
 		}
 		return e, nil
 	case <-timer.C:
