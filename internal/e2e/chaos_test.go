@@ -339,9 +339,7 @@ func (l *chaosListener) heardUpTo() int64 {
 // counts those heard later than bound after the acknowledgement and those never heard, and
 // returns the longest wait.
 func (l *chaosListener) lateness(led *ledger, user string, bound time.Duration) (late, missed int, worst time.Duration) {
-	led.mu.Lock()
-	acks := led.times[user]
-	led.mu.Unlock()
+	acks := led.acksOf(user)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, a := range acks {

@@ -70,6 +70,13 @@ func (l *ledger) highest(user string) int64 {
 	return l.seq[user]
 }
 
+// acksOf returns when user's acknowledgements arrived so far.
+func (l *ledger) acksOf(user string) []ackTime {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.times[user])
+}
+
 // acked counts the acknowledged changes of every user.
 func (l *ledger) acked() int {
 	l.mu.Lock()
