@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -21,11 +21,13 @@ type configFile string
 
 // BeforeResolve reads the file, once kong knows its path from the flag or PULSESYNC_CONFIG,
 // and adds it as the source of the settings neither a flag nor a variable set.
-func (c configFile) BeforeResolve(ctx *kong.Context) error {
-	if c == "" {
+func (configFile) BeforeResolve(ctx *kong.Context, trace *kong.Path) error {
+	// The flag's own field is only filled in after resolving: ask kong for what it parsed.
+	path, _ := ctx.FlagValue(trace.Flag).(configFile)
+	if path == "" {
 		return nil
 	}
-	values, err := readConfigFile(string(c), ctx.Flags())
+	values, err := readConfigFile(string(path), settingNames(ctx.Model.Node))
 	if err != nil {
 		return err
 	}
@@ -33,9 +35,25 @@ func (c configFile) BeforeResolve(ctx *kong.Context) error {
 	return nil
 }
 
-// readConfigFile loads path and checks every key names one of flags, so that a misspelt
-// setting is an error rather than silently ignored.
-func readConfigFile(path string, flags []*kong.Flag) (fileValues, error) {
+// settingNames are the flags of node and its subcommands: one file serves every command, each
+// taking the keys it knows.
+func settingNames(node *kong.Node) map[string]bool {
+	names := map[string]bool{}
+	for _, f := range node.Flags {
+		names[f.Name] = true
+	}
+	for _, child := range node.Children {
+		maps.Copy(names, settingNames(child))
+	}
+	return names
+}
+
+// notSettings are flags that are not settings: a file naming them is a mistake.
+var notSettings = map[string]bool{"config": true, "help": true, "version": true}
+
+// readConfigFile loads path and checks every key is a setting of some command, so that a
+// misspelt one is an error rather than silently ignored.
+func readConfigFile(path string, settings map[string]bool) (fileValues, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("--config / PULSESYNC_CONFIG: %w", err)
@@ -46,8 +64,8 @@ func readConfigFile(path string, flags []*kong.Flag) (fileValues, error) {
 	}
 	values := make(fileValues, len(doc))
 	for key, v := range doc {
-		if key == "config" || !slices.ContainsFunc(flags, func(f *kong.Flag) bool { return f.Name == key }) {
-			return nil, fmt.Errorf("--config / PULSESYNC_CONFIG: %s: %q is not a setting of this command", path, key)
+		if !settings[key] || notSettings[key] {
+			return nil, fmt.Errorf("--config / PULSESYNC_CONFIG: %s: %q is not a setting", path, key)
 		}
 		text, err := settingText(v)
 		if err != nil {

@@ -118,9 +118,12 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 		storeCfg.Logger = log
 	}
 	n = &Node{Store: pg.NewStore(cfg.Pool, reg, storeCfg), Hub: push.NewHub(), Registry: registry}
+	// A failing return sets the named result to nil, so the deferred clean-up holds its own
+	// reference to what was started.
+	started := n
 	defer func() {
 		if err != nil {
-			n.Close()
+			started.Close()
 		}
 	}()
 	authCfg := cfg.Auth
