@@ -45,7 +45,11 @@ func retiredError(sourceID string, src source) *Error {
 
 // deleteExpiredPushSessionsSQL removes the user's push sessions past their expiry, by the
 // database clock, with their staged rows.
-const deleteExpiredPushSessionsSQL = `DELETE FROM sync_v1.push_sessions WHERE user_id = $1 AND expires_at <= now()`
+const deleteExpiredPushSessionsSQL = `
+WITH expired AS (
+    DELETE FROM sync_v1.push_sessions WHERE user_id = $1 AND expires_at <= now() RETURNING push_id
+)
+DELETE FROM sync_v1.push_rows WHERE push_id IN (SELECT push_id FROM expired)`
 
 // committedTupleSQL finds the bundle a (source, source_bundle_id) tuple committed, if it is
 // still above the user's retained floor.
@@ -55,12 +59,14 @@ FROM sync_v1.bundles b
 WHERE b.user_id = $1 AND b.source_id = $2 AND b.source_bundle_id = $3
   AND b.bundle_seq > coalesce((SELECT retained_floor FROM sync_v1.scopes WHERE user_id = $1), 0)`
 
-// createPushSessionSQL replaces any uncommitted session of the tuple ("hard replace") by a new
-// one that expires after the session TTL, by the database clock.
+// createPushSessionSQL replaces any uncommitted session of the tuple ("hard replace"), staged
+// rows included, by a new one that expires after the session TTL, by the database clock.
 const createPushSessionSQL = `
 WITH replaced AS (
     DELETE FROM sync_v1.push_sessions WHERE user_id = $2 AND source_id = $3 AND source_bundle_id = $4
     RETURNING push_id
+), staged AS (
+    DELETE FROM sync_v1.push_rows WHERE push_id IN (SELECT push_id FROM replaced)
 )
 INSERT INTO sync_v1.push_sessions
     (push_id, user_id, source_id, source_bundle_id, planned_row_count, request_hash, initialization_id, expires_at)

@@ -24,11 +24,14 @@ type pushSession struct {
 	expired        bool
 }
 
-// readPushSessionSQL reads a session; expiry is judged by the database clock.
+// readPushSessionSQL reads and locks a session; expiry is judged by the database clock. The
+// lock stands in for a foreign key from push_rows: the sweeper, which skips locked sessions,
+// cannot delete the session (and its rows) while a call stages or commits them.
 const readPushSessionSQL = `
 SELECT user_id, source_id, source_bundle_id, planned_row_count, request_hash,
        coalesce(initialization_id::text, ''), next_row_ordinal, staged_bytes, expires_at <= now()
-FROM sync_v1.push_sessions WHERE push_id = $1`
+FROM sync_v1.push_sessions WHERE push_id = $1
+FOR UPDATE`
 
 // errNoSession is the 404 of an unknown or malformed push_id.
 func errNoSession() *Error {
@@ -57,8 +60,10 @@ func readPushSession(row pgx.Row, c Caller, id string) (pushSession, error) {
 	return ps, nil
 }
 
-// deletePushSessionSQL removes a session and, by cascade, its staged rows.
-const deletePushSessionSQL = `DELETE FROM sync_v1.push_sessions WHERE push_id = $1`
+// deletePushSessionSQL removes a session and its staged rows.
+const deletePushSessionSQL = `
+WITH staged AS (DELETE FROM sync_v1.push_rows WHERE push_id = $1)
+DELETE FROM sync_v1.push_sessions WHERE push_id = $1`
 
 // DeletePushSession resolves DELETE /sync/push-sessions/{push_id} (docs/protocol-v1.md §3.6):
 // the caller's live session and its staged rows are dropped. A malformed or unknown id is 404,

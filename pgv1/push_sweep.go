@@ -13,10 +13,16 @@ const pushSweepBatch = 100
 // their staged rows, a bounded batch at a time. Sessions a call holds right now are skipped,
 // not waited for: that call judges them itself.
 const sweepPushSessionsSQL = `
-DELETE FROM sync_v1.push_sessions
-WHERE push_id IN (SELECT push_id FROM sync_v1.push_sessions
-                  WHERE expires_at <= now()
-                  LIMIT $1 FOR UPDATE SKIP LOCKED)`
+WITH swept AS (
+    DELETE FROM sync_v1.push_sessions
+    WHERE push_id IN (SELECT push_id FROM sync_v1.push_sessions
+                      WHERE expires_at <= now()
+                      LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING push_id
+), staged AS (
+    DELETE FROM sync_v1.push_rows WHERE push_id IN (SELECT push_id FROM swept)
+)
+SELECT count(*) FROM swept`
 
 // sweepPushSessions removes every expired push session, of every user, and returns how many.
 // A user's own expired sessions also go when the user next creates one (docs/protocol-v1.md
@@ -24,12 +30,12 @@ WHERE push_id IN (SELECT push_id FROM sync_v1.push_sessions
 func (s *Store) sweepPushSessions(ctx context.Context) (int64, error) {
 	var total int64
 	for {
-		tag, err := s.pool.Exec(ctx, sweepPushSessionsSQL, pushSweepBatch)
-		if err != nil {
+		var n int64
+		if err := s.pool.QueryRow(ctx, sweepPushSessionsSQL, pushSweepBatch).Scan(&n); err != nil {
 			return total, fmt.Errorf("sweep push sessions: %w", err)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < pushSweepBatch {
+		total += n
+		if n < pushSweepBatch {
 			return total, nil
 		}
 	}
