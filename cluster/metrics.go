@@ -107,6 +107,18 @@ func newMetrics() *metrics {
 	return m
 }
 
+// exportZeros creates the series of the node's transports at zero, so that an alert on the
+// rate of publish failures or reconnects sees the first one.
+func (m *metrics) exportZeros(nats bool) {
+	send, receive := transportNotify, transportListen
+	if nats {
+		send, receive = transportNATS, transportNATS
+	}
+	m.published.WithLabelValues(send)
+	m.publishFailures.WithLabelValues(send)
+	m.reconnects.WithLabelValues(receive)
+}
+
 // register adds every collector to reg.
 func (m *metrics) register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.announced, m.published, m.publishFailures, m.receivedVec,

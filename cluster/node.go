@@ -103,6 +103,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	cfg = cfg.withDefaults()
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), m: newMetrics(), origin: newOrigin()}
+	n.m.exportZeros(cfg.NATSURL != "")
 	if cfg.Registry != nil {
 		if err := n.m.register(cfg.Registry); err != nil {
 			return nil, err

@@ -2,12 +2,22 @@ package httpapi
 
 import (
 	"fmt"
+	"net/http"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulsesync/pulsesync/pg"
+)
+
+// Values of pulsesync_downloads_total's answered_from label.
+const (
+	answeredFromMemory   = "memory"
+	answeredFromDatabase = "database"
 )
 
 // metrics are the server's Prometheus instruments. Route labels are chi route patterns (or
@@ -44,12 +54,53 @@ func newMetrics(registry prometheus.Registerer, store *pg.Store) (*metrics, erro
 	for _, status := range []pg.Status{pg.StatusApplied, pg.StatusConflict, pg.StatusInvalid} {
 		m.uploadChanges.WithLabelValues(string(status)) // export zeros before the first upload
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.uploadChanges, m.downloads, newPoolCollector(store)} {
+	for _, from := range []string{answeredFromMemory, answeredFromDatabase} {
+		m.downloads.WithLabelValues(from)
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.uploadChanges, m.downloads, newPoolCollector(store), newBuildInfo()} {
 		if err := registry.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// exportServerErrors creates the 500 series of every route of r at zero, so that an alert on
+// the rate of server errors sees the first one: a series that appears with the value 1 has no
+// rate until it changes again. Other codes appear when they first happen.
+func (m *metrics) exportServerErrors(r chi.Routes) error {
+	err := chi.Walk(r, func(_, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		m.requests.WithLabelValues(route, strconv.Itoa(http.StatusInternalServerError))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	return nil
+}
+
+// newBuildInfo returns pulsesync_build_info: 1, labelled with the module version, VCS revision
+// and Go version of the running binary, so that a dashboard shows which build each node runs
+// and a rollout that stalls halfway is visible.
+func newBuildInfo() prometheus.Collector {
+	version, revision, goVersion := "unknown", "unknown", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "pulsesync_build_info",
+		Help:        "Always 1; its labels name the running build (module version, VCS revision, Go version).",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "go_version": goVersion},
+	})
+	g.Set(1)
+	return g
 }
 
 // observeRequest records one answered request; held requests are counted but not timed.
@@ -62,9 +113,9 @@ func (m *metrics) observeRequest(route string, status int, d time.Duration, held
 
 // observePoll counts one plain download by where its answer came from.
 func (m *metrics) observePoll(fromMemory bool) {
-	from := "database"
+	from := answeredFromDatabase
 	if fromMemory {
-		from = "memory"
+		from = answeredFromMemory
 	}
 	m.downloads.WithLabelValues(from).Inc()
 }

@@ -158,6 +158,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.router = s.routes(registry)
+	if err := m.exportServerErrors(s.router); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

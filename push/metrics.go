@@ -28,6 +28,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a commit's announcement to the notification written to a device.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"transport"}),
 	}
+	// Export zeros before the first refusal or stall, so that rate() sees it.
+	for _, limit := range []string{"user", "node"} {
+		m.refused.WithLabelValues(limit)
+	}
+	for _, transport := range []string{"ws", "sse"} {
+		m.stalled.WithLabelValues(transport)
+	}
 	if reg == nil {
 		return m, nil
 	}

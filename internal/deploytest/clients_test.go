@@ -55,11 +55,17 @@ const largeBody = 1 << 20
 
 // do sends a request with user's device token through nginx and returns the status and body.
 func (d *deployment) do(ctx context.Context, method, path, token string, body []byte) (int, []byte, error) {
+	return send(ctx, d.proxy.Client, d.proxy.URL, method, path, token, body)
+}
+
+// send sends a request with a device token to base (nginx or a node) and returns the status
+// and body.
+func send(ctx context.Context, client *http.Client, base, method, path, token string, body []byte) (int, []byte, error) {
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, d.proxy.URL+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -73,7 +79,7 @@ func (d *deployment) do(ctx context.Context, method, path, token string, body []
 		// As curl does: nginx refuses an oversized body before it is sent, not after.
 		req.Header.Set("Expect", "100-continue")
 	}
-	resp, err := d.proxy.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
