@@ -31,6 +31,9 @@ const retryPause = 50 * time.Millisecond
 // forever, and one that is merely slow on a loaded machine must not be abandoned too early.
 const attemptTimeout = 20 * time.Second
 
+// finishGrace is how long the batches in flight when a load stops may take to be acknowledged.
+const finishGrace = 2 * time.Minute
+
 // changeKey names a change as the protocol's idempotency does: (source, source_change_id).
 type changeKey struct {
 	source string
@@ -271,7 +274,8 @@ func (d *device) run(ctx, finish context.Context, urls targets, n int, l *ledger
 type load struct {
 	devices []*device
 	ledger  *ledger
-	stop    context.CancelFunc
+	stop    context.CancelFunc // ends the load after the batches in flight
+	giveUp  context.CancelFunc // abandons the batches in flight
 	wg      sync.WaitGroup
 	errs    chan error
 }
@@ -280,14 +284,14 @@ type load struct {
 func startLoad(t testing.TB, client *http.Client, urls targets, users []string, perUser, n int) *load {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
-	ld := &load{ledger: newLedger(), stop: stop, errs: make(chan error, len(users)*perUser)}
+	// Batches in flight when the load stops get finishGrace to be acknowledged.
+	finish, giveUp := context.WithCancel(context.Background())
+	ld := &load{ledger: newLedger(), stop: stop, giveUp: giveUp, errs: make(chan error, len(users)*perUser)}
 	for _, u := range users {
 		for i := range perUser {
 			ld.devices = append(ld.devices, newDevice(t, client, u, fmt.Sprintf("%s-dev%d", u, i)))
 		}
 	}
-	finish, cancelFinish := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancelFinish)
 	for _, d := range ld.devices {
 		ld.wg.Go(func() { d.run(ctx, finish, urls, n, ld.ledger, ld.errs) })
 	}
@@ -311,7 +315,10 @@ func (ld *load) waitAcked(t testing.TB, more int) {
 // finish stops the load after the batches in flight are acknowledged. Safe to call twice.
 func (ld *load) finish() {
 	ld.stop()
+	timer := time.AfterFunc(finishGrace, ld.giveUp)
+	defer timer.Stop()
 	ld.wg.Wait()
+	ld.giveUp()
 }
 
 // end finishes the load and fails the test if a device saw an answer that broke the protocol.
