@@ -49,9 +49,11 @@ var commitOrder = []int{2, 4, 1, 3, 7, 5, 6, 11, 8, 9, 10}
 func newScenario(t *testing.T, payloadType string) *reference {
 	t.Helper()
 	ref := newReference(t, payloadType)
+	var entries []entry
 	for _, id := range commitOrder {
-		ref.record(t, scenario[id-1])
+		entries = append(entries, scenario[id-1])
 	}
+	ref.record(t, entries...)
 	ref.fail(t, "bob", "users", b1, 2, "UPDATE", `{"name":"Bob"}`)
 	ref.fail(t, "alice", "users", u1, 1, "INSERT", `{"name":"Ann"}`)
 	return ref

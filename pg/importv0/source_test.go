@@ -125,21 +125,20 @@ INSERT INTO sync.sync_state AS s (user_id, schema_name, table_name, pk_uuid, pay
 SELECT $2, 'business', $3, $5, $6 FROM meta WHERE NOT deleted
 ON CONFLICT (user_id, schema_name, table_name, pk_uuid) DO UPDATE SET payload = excluded.payload`
 
-// record stores entries as the reference would have, in the order given.
+// record stores entries as the reference would have, in the order given, in one round trip.
 func (r *reference) record(t *testing.T, entries ...entry) {
 	t.Helper()
+	b := &pgx.Batch{}
 	for _, e := range entries {
 		var payload *string
 		if e.payload != "" {
 			payload = &e.payload
 		}
-		_, err := r.pool.Exec(t.Context(), recordSQL, e.id, e.user, e.table, e.op, e.pk, payload, e.source, e.scid, e.version, e.leaked)
-		if err != nil {
-			t.Fatalf("record entry %d: %v", e.id, err)
-		}
+		b.Queue(recordSQL, e.id, e.user, e.table, e.op, e.pk, payload, e.source, e.scid, e.version, e.leaked)
 	}
-	if _, err := r.pool.Exec(t.Context(), `SELECT setval('sync.server_change_log_server_id_seq', (SELECT max(server_id) FROM sync.server_change_log))`); err != nil {
-		t.Fatalf("move the reference's sequence: %v", err)
+	b.Queue(`SELECT setval('sync.server_change_log_server_id_seq', (SELECT max(server_id) FROM sync.server_change_log))`)
+	if err := r.pool.SendBatch(t.Context(), b).Close(); err != nil {
+		t.Fatalf("record %d entries: %v", len(entries), err)
 	}
 }
 
