@@ -25,7 +25,8 @@ const (
 )
 
 // cli is the command line. Every server setting is also an environment variable and a config
-// file key (serverFlags).
+// file key (serverFlags). A command is a struct of kong-tagged flags with a Run(*runEnv) error
+// method, registered here with one line; Run returns usageError for mistakes in its settings.
 type cli struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
@@ -46,7 +47,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Exit); err != nil {
-		fmt.Fprintln(os.Stderr, "pulsesync:", oneLine(err))
+		msg := oneLine(err)
+		if exitCode(err) == exitUsage {
+			msg += ` (see "pulsesync --help")`
+		}
+		fmt.Fprintln(os.Stderr, "pulsesync:", msg)
 		stop()
 		os.Exit(exitCode(err))
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -214,10 +215,10 @@ func (p pulsesync) testStartupFailures(t *testing.T) {
 // testPrecedence starts serve from a config file, variables and flags that disagree, and reads
 // what it chose from its "serving" log line: a flag beats a variable and the file, a variable
 // beats the file, the file beats the default. The running node also shows that serve leaves
-// /dummy-signin out.
+// /dummy-signin out and serves its metrics on --metrics-addr.
 func (p pulsesync) testPrecedence(t *testing.T) {
 	db := pgtest.NewDB(t)
-	fileAddr, envAddr, flagAddr := closedAddr(t), closedAddr(t), closedAddr(t)
+	fileAddr, envAddr, flagAddr, metricsAddr := closedAddr(t), closedAddr(t), closedAddr(t), closedAddr(t)
 	config := filepath.Join(t.TempDir(), "pulsesync.yaml")
 	if err := os.WriteFile(config, []byte(`# settings keyed by flag name
 addr: `+fileAddr+`
@@ -225,6 +226,7 @@ node-id: from-file
 tables: [business.users]
 jwt-secret: file-secret
 shutdown-timeout: 5s
+metrics-addr: `+metricsAddr+`
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +293,15 @@ shutdown-timeout: 5s
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("serve answered POST /dummy-signin with %d, want 404", resp.StatusCode)
+	}
+	metrics, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	if err != nil || metrics.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("pulsesync_")) {
+		t.Errorf("GET /metrics on --metrics-addr: %d, %v; want 200 with the pulsesync metrics", metrics.StatusCode, err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
