@@ -28,17 +28,17 @@ const (
 // id order. Entry 10 is a rejected change the reference leaked into the stream: it carries the
 // version of entry 9 but not its image.
 var scenario = []entry{
-	{id: 1, user: "alice", source: "alice-phone", scid: 1, table: "users", op: "INSERT", pk: u1, payload: `{ "id": "` + u1 + `", "name": "Ann" }`, version: 1},
-	{id: 2, user: "bob", source: "bob-tablet", scid: 1, table: "users", op: "INSERT", pk: b1, payload: `{"name":"Bo"}`, version: 1},
-	{id: 3, user: "alice", source: "alice-laptop", scid: 1, table: "posts", op: "INSERT", pk: p1, payload: `{"title":"hi","author_id":"` + u1 + `"}`, version: 1},
-	{id: 4, user: "bob", source: "bob-tablet", scid: 2, table: "users", op: "UPDATE", pk: b1, payload: `{"name":"Bob"}`, version: 2},
-	{id: 5, user: "alice", source: "alice-phone", scid: 2, table: "users", op: "UPDATE", pk: u1, payload: `{"name":"Ann Lee"}`, version: 2},
-	{id: 6, user: "alice", source: "alice-laptop", scid: 2, table: "users", op: "INSERT", pk: u2, payload: `{"name":"Cy"}`, version: 1},
-	{id: 7, user: "bob", source: "bob-tablet", scid: 3, table: "users", op: "INSERT", pk: b2, payload: `{"name":"Di"}`, version: 1},
-	{id: 8, user: "alice", source: "alice-phone", scid: 3, table: "posts", op: "DELETE", pk: p1, version: 2},
-	{id: 9, user: "alice", source: "alice-laptop", scid: 3, table: "users", op: "UPDATE", pk: u2, payload: `{"name":"Cy Young"}`, version: 2},
-	{id: 10, user: "alice", source: "alice-laptop", scid: 4, table: "users", op: "UPDATE", pk: u2, payload: `{"name":"stale"}`, version: 2, leaked: true},
-	{id: 11, user: "bob", source: "bob-tablet", scid: 4, table: "users", op: "DELETE", pk: b2, version: 2},
+	{ID: 1, User: "alice", Source: "alice-phone", SCID: 1, Table: "users", Op: "INSERT", PK: u1, Payload: `{ "id": "` + u1 + `", "name": "Ann" }`, Version: 1},
+	{ID: 2, User: "bob", Source: "bob-tablet", SCID: 1, Table: "users", Op: "INSERT", PK: b1, Payload: `{"name":"Bo"}`, Version: 1},
+	{ID: 3, User: "alice", Source: "alice-laptop", SCID: 1, Table: "posts", Op: "INSERT", PK: p1, Payload: `{"title":"hi","author_id":"` + u1 + `"}`, Version: 1},
+	{ID: 4, User: "bob", Source: "bob-tablet", SCID: 2, Table: "users", Op: "UPDATE", PK: b1, Payload: `{"name":"Bob"}`, Version: 2},
+	{ID: 5, User: "alice", Source: "alice-phone", SCID: 2, Table: "users", Op: "UPDATE", PK: u1, Payload: `{"name":"Ann Lee"}`, Version: 2},
+	{ID: 6, User: "alice", Source: "alice-laptop", SCID: 2, Table: "users", Op: "INSERT", PK: u2, Payload: `{"name":"Cy"}`, Version: 1},
+	{ID: 7, User: "bob", Source: "bob-tablet", SCID: 3, Table: "users", Op: "INSERT", PK: b2, Payload: `{"name":"Di"}`, Version: 1},
+	{ID: 8, User: "alice", Source: "alice-phone", SCID: 3, Table: "posts", Op: "DELETE", PK: p1, Version: 2},
+	{ID: 9, User: "alice", Source: "alice-laptop", SCID: 3, Table: "users", Op: "UPDATE", PK: u2, Payload: `{"name":"Cy Young"}`, Version: 2},
+	{ID: 10, User: "alice", Source: "alice-laptop", SCID: 4, Table: "users", Op: "UPDATE", PK: u2, Payload: `{"name":"stale"}`, Version: 2, Leaked: true},
+	{ID: 11, User: "bob", Source: "bob-tablet", SCID: 4, Table: "users", Op: "DELETE", PK: b2, Version: 2},
 }
 
 // commitOrder is the order in which the scenario's uploads committed.

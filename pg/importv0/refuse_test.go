@@ -21,7 +21,7 @@ func TestImport_SourceChangedBeforeServingIsImportedAgain(t *testing.T) {
 	ref := newScenario(t, "json")
 	dst := connect(t, pgtest.NewDB(t))
 	mustRun(t, t.Context(), ref.pool, dst, importv0.Config{})
-	ref.record(t, entry{id: 12, user: "alice", source: "alice-phone", scid: 4, table: "users", op: "UPDATE", pk: u1, payload: `{"name":"Ann C"}`, version: 3})
+	ref.record(t, entry{ID: 12, User: "alice", Source: "alice-phone", SCID: 4, Table: "users", Op: "UPDATE", PK: u1, Payload: `{"name":"Ann C"}`, Version: 3})
 
 	if plan, err := importv0.DryRun(t.Context(), ref.pool, dst, importv0.Config{}); err != nil || plan.Action != "re-import (the source changed)" {
 		t.Errorf("dry run over the grown source: %+v, %v; want a re-import", plan, err)
@@ -89,7 +89,7 @@ func TestImport_RefusesWhatWouldBreakCursors(t *testing.T) {
 	if res, err := importv0.Run(t.Context(), ref.pool, dst, importv0.Config{}); err != nil || res.Action != "nothing to do (already imported)" {
 		t.Errorf("re-run of an unchanged source after serving: %+v, %v; want nothing to do", res, err)
 	}
-	ref.record(t, entry{id: 12, user: "bob", source: "bob-tablet", scid: 5, table: "users", op: "UPDATE", pk: b1, payload: `{"name":"B"}`, version: 3})
+	ref.record(t, entry{ID: 12, User: "bob", Source: "bob-tablet", SCID: 5, Table: "users", Op: "UPDATE", PK: b1, Payload: `{"name":"B"}`, Version: 3})
 	if _, err := importv0.Run(t.Context(), ref.pool, dst, importv0.Config{}); !errors.Is(err, importv0.ErrServed) {
 		t.Errorf("import of a grown source after serving: %v, want ErrServed", err)
 	}

@@ -31,13 +31,13 @@ func generated(n int) (entries []entry, order []int) {
 		key := user + pk
 		versions[key]++
 		scids[source]++
-		e := entry{id: int64(i), user: user, source: source, scid: scids[source], table: "users", pk: pk,
-			version: versions[key], op: "UPDATE", payload: fmt.Sprintf(`{"name":"n%d"}`, i)}
+		e := entry{ID: int64(i), User: user, Source: source, SCID: scids[source], Table: "users", PK: pk,
+			Version: versions[key], Op: "UPDATE", Payload: fmt.Sprintf(`{"name":"n%d"}`, i)}
 		switch {
 		case versions[key] == 1 || deleted[key]:
-			e.op, deleted[key] = "INSERT", false
+			e.Op, deleted[key] = "INSERT", false
 		case i%7 == 0:
-			e.op, e.payload, deleted[key] = "DELETE", "", true
+			e.Op, e.Payload, deleted[key] = "DELETE", "", true
 		}
 		entries = append(entries, e)
 	}
@@ -45,7 +45,7 @@ func generated(n int) (entries []entry, order []int) {
 		order = append(order, i)
 	}
 	for i := 0; i+1 < n; i += 2 {
-		if entries[order[i]-1].user != entries[order[i+1]-1].user {
+		if entries[order[i]-1].User != entries[order[i+1]-1].User {
 			order[i], order[i+1] = order[i+1], order[i]
 		}
 	}
