@@ -81,10 +81,10 @@ func runChaos(t *testing.T, nats *natsembed.Server, duration time.Duration) {
 	for i, u := range users {
 		listeners[i] = &chaosListener{user: u, token: faultToken(t, u, "listener")}
 		readers[i] = &chaosReader{user: u, token: faultToken(t, u, "reader"), client: client}
-		side.Go(func() { listeners[i].run(ctx, c.urls) })
+		side.Go(func() { listeners[i].run(ctx, c.listenURLs) })
 		side.Go(func() { readers[i].run(ctx, c.urls) })
 	}
-	ld := startLoad(t, client, c.urls, users, 2, 20)
+	ld := startLoad(t, client, c.uploadURLs, users, 2, 20)
 	cutter := newDevice(t, client, "u0", "cutter")
 	admin := adminConn(t, c.databaseURL)
 
@@ -181,11 +181,27 @@ func startChaosNodes(t *testing.T, opts servertest.Options, nats *natsembed.Serv
 }
 
 // urls lists the nodes that serve, in random order, so that devices spread over them.
-func (c *chaosNodes) urls() []string {
+func (c *chaosNodes) urls() []string { return c.serving(0, len(c.srv)) }
+
+// uploadURLs are the nodes that take uploads: all but the last. listenURLs is the last one,
+// where the listening devices connect: it hears of every change through the fan-out or the
+// reconciliation, never from a local upload, which would mask a lost advance. While a
+// restart takes the listeners' node away, they wait on the others.
+func (c *chaosNodes) uploadURLs() []string { return c.serving(0, len(c.srv)-1) }
+
+func (c *chaosNodes) listenURLs() []string {
+	if urls := c.serving(len(c.srv)-1, len(c.srv)); len(urls) > 0 {
+		return urls
+	}
+	return c.uploadURLs()
+}
+
+// serving lists the serving nodes among srv[from:to], in random order.
+func (c *chaosNodes) serving(from, to int) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
-	for _, s := range c.srv {
+	for _, s := range c.srv[from:to] {
 		if s != nil {
 			out = append(out, s.URL)
 		}
@@ -229,13 +245,13 @@ func (c *chaosNodes) fault(t *testing.T, round int, nats *natsembed.Server, admi
 	case 0:
 		if nats != nil {
 			nats.Stop()
-			time.Sleep(2 * chaosReconcile) // the outage: reconciliation must carry the wake-ups
+			time.Sleep(3 * chaosReconcile) // the outage: reconciliation must carry the wake-ups
 			if err := nats.Restart(); err != nil {
 				t.Fatal(err)
 			}
 			return "nats restarted"
 		}
-		node := "node-" + strconv.Itoa(round%len(c.srv))
+		node := "node-" + strconv.Itoa(len(c.srv)-1) // the listeners' node
 		if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
 			"pulsesync-listen:"+node); err != nil {
 			t.Fatal(err)
@@ -251,13 +267,13 @@ func (c *chaosNodes) fault(t *testing.T, round int, nats *natsembed.Server, admi
 		}
 		return "pool connections killed"
 	default:
-		url := c.urls()[0]
+		url := c.uploadURLs()[0]
 		batch := cutter.nextBatch(100)
 		linger := time.Duration(round%7) * time.Millisecond
 		if err := cutUpload(mustHost(t, url), cutter.token, uploadBody(batch), func(int, int) int { return -1 }, linger); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := cutter.send(ctx, c.urls, batch, l); err != nil {
+		if _, err := cutter.send(ctx, c.uploadURLs, batch, l); err != nil {
 			t.Fatal(err)
 		}
 		return "upload cut"

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -121,30 +122,45 @@ func (p *processNode) signal(t *testing.T, sig syscall.Signal) {
 func TestFault_ProcessKilled(t *testing.T) {
 	bin := buildPulsesync(t, t.TempDir())
 
-	// SIGKILL: devices upload to the process and fail over to the other node. Pass rule: every
-	// upload answered 200 is in the stream once, every cut one converges on retry, each batch
-	// is one block (all or nothing), and the device on the surviving node hears the user's
-	// last acknowledged seq within the reconciliation bound, although the killed node
-	// announced nothing for the commits it made just before dying.
+	// SIGKILL: alice's devices upload only to the process until it dies, bob's fail over to
+	// the other node. Whatever the process committed for alice just before dying it may not
+	// have announced, and nothing else writes for alice until her devices fail over. Pass rule:
+	// alice's device on the surviving node hears her stream's true end within the
+	// reconciliation bound of the kill; once alice's devices fail over too, every upload
+	// answered 200 is in the stream once, every cut one converges on retry, and each batch is
+	// one block (all or nothing).
 	t.Run("SIGKILL", func(t *testing.T) {
 		a := servertest.New(t, servertest.Options{ReconcileEvery: reconcileEvery, NodeID: "node-a"})
 		k := startProcessNode(t, bin, a.DatabaseURL, "node-k")
 		ws := listen(t, a)
-		ld := startLoad(t, a.Client, nodes(k.URL, a.URL), []string{"alice", "bob"}, 3, 50)
-		ld.waitAcked(t, 600)
+		var failedOver atomic.Bool
+		aliceNodes := func() []string {
+			if failedOver.Load() {
+				return []string{a.URL}
+			}
+			return []string{k.URL}
+		}
+		alice := startLoad(t, a.Client, aliceNodes, []string{"alice"}, 3, 50)
+		bob := startLoad(t, a.Client, nodes(k.URL, a.URL), []string{"bob"}, 3, 50)
+		alice.waitAcked(t, 600)
 		k.signal(t, syscall.SIGKILL)
 		killedAt := time.Now()
-		want := ld.ledger.highest("alice")
-		f := ws.ReadUntil(want)
+		ackedAtKill := alice.ledger.highest("alice")
+		end := int64(len(readStream(t, a.Client, a.URL, "alice")))
+		f := ws.ReadUntil(end)
 		if took := time.Since(killedAt); took > 4*reconcileEvery+time.Second {
-			t.Errorf("heard seq %d (the last acknowledged before the kill: %d) %v after the kill, want within %v",
-				f.Seq, want, took, 4*reconcileEvery+time.Second)
+			t.Errorf("heard seq %d (alice's stream ends at %d, %d acknowledged) %v after the kill, want within %v",
+				f.Seq, end, ackedAtKill, took, 4*reconcileEvery+time.Second)
 		}
-		ld.waitAcked(t, 300)
-		ld.end(t)
-		byStatus, transport := ld.failures()
-		n := checkAll(t, a.Client, a.URL, ld.ledger)
-		t.Logf("%d changes checked; failed attempts: %v by status, %d without answer", n, byStatus, transport)
+		failedOver.Store(true)
+		alice.waitAcked(t, 300)
+		bob.waitAcked(t, 300)
+		alice.end(t)
+		bob.end(t)
+		n := checkAll(t, a.Client, a.URL, alice.ledger) + checkAll(t, a.Client, a.URL, bob.ledger)
+		byStatus, transport := bob.failures()
+		t.Logf("%d changes checked; at the kill alice's stream ended at %d, %d of it acknowledged; bob's failed attempts: %v by status, %d without answer",
+			n, end, ackedAtKill, byStatus, transport)
 	})
 
 	// SIGTERM: a device on the process, and uploads in flight to it, among them a large one
