@@ -35,6 +35,7 @@ type cli struct {
 	Migrate    migrateCmd `cmd:"" help:"Apply the migrations of the sync schemas (v0 and v1) and exit."`
 	Token      tokenCmd   `cmd:"" help:"Mint an HS256 token signed with --secret."`
 	VersionCmd versionCmd `cmd:"" name:"version" help:"Print the version and exit."`
+	ImportV0   importCmd  `cmd:"" name:"import-v0" help:"Copy a go-oversync v0 deployment (--from) into --database-url, keeping every device's cursor valid; --dry-run reports counts."`
 }
 
 // runEnv is what every command's Run gets: the process context and its output streams.
