@@ -45,11 +45,11 @@ const chaosGrace = time.Second
 const chaosCalm = time.Second
 
 // chaosDuration is PULSESYNC_CHAOS_DURATION (a Go duration, split between the two fan-out
-// transports), or 16 s for the normal suite.
+// transports), or 12 s for the normal suite.
 func chaosDuration(t *testing.T) time.Duration {
 	s := os.Getenv("PULSESYNC_CHAOS_DURATION")
 	if s == "" {
-		return 16 * time.Second
+		return 12 * time.Second
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 10*time.Second {

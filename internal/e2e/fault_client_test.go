@@ -295,7 +295,12 @@ func startLoad(t testing.TB, client *http.Client, urls targets, users []string, 
 	for _, d := range ld.devices {
 		ld.wg.Go(func() { d.run(ctx, finish, urls, n, ld.ledger, ld.errs) })
 	}
-	t.Cleanup(ld.finish)
+	t.Cleanup(func() {
+		if t.Failed() { // the batches in flight may wait on a fault the test never repaired
+			ld.giveUp()
+		}
+		ld.finish()
+	})
 	return ld
 }
 

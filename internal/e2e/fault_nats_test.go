@@ -11,12 +11,12 @@ import (
 )
 
 // natsOutage is how long NATS stays away in TestFault_NATSGoneUnderLoad:
-// PULSESYNC_FAULT_NATS_OUTAGE (a Go duration; the fault as specified is 30s), or 5 s in the
+// PULSESYNC_FAULT_NATS_OUTAGE (a Go duration; the fault as specified is 30s), or 3 s in the
 // normal suite, which is already many reconciliation intervals and NATS reconnect attempts.
 func natsOutage(t *testing.T) time.Duration {
 	s := os.Getenv("PULSESYNC_FAULT_NATS_OUTAGE")
 	if s == "" {
-		return 5 * time.Second
+		return 3 * time.Second
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
