@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -103,6 +102,59 @@ func TestOpenAPI_MatchesTheRouter(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPI_SecurityAndSourceHeaderAsDocumented asks every documented operation without a
+// token, and with a token but without an Oversync-Source-ID header: an operation documented
+// as bearer-only answers 401 to the first, an open one never does; an operation documented
+// with the required source header refuses the second with the header's 400, no other does.
+func TestOpenAPI_SecurityAndSourceHeaderAsDocumented(t *testing.T) {
+	doc := loadOpenAPI(t)
+	srv := newV1Server(t, v1Options{devLogin: true,
+		v1: httpapi.V1Config{Watch: true, TestRoutes: true, AllowedOrigins: []string{"*"}}})
+	anonymous := &v1Client{srv: srv}
+	sourceless := srv.device("alice", "")
+	concrete := strings.NewReplacer("{push_id}", "0b7e3f1a-2c4d-4e6f-8a1b-3c5d7e9f1a2b",
+		"{snapshot_id}", "0b7e3f1a-2c4d-4e6f-8a1b-3c5d7e9f1a2b", "{bundle_seq}", "1")
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			name := method + " " + path
+			url := concrete.Replace(path)
+			open, bearerOnly := false, true
+			for _, req := range *op.Security {
+				if len(req) == 0 {
+					open = true
+					bearerOnly = false
+				}
+			}
+			if len(*op.Security) == 0 {
+				open, bearerOnly = true, false
+			}
+			switch r := anonymous.do(t, method, url, ""); {
+			case bearerOnly && r.status != http.StatusUnauthorized:
+				t.Errorf("%s without a token: %d %s, want 401 (documented as bearer-only)", name, r.status, r.body)
+			case open && r.status == http.StatusUnauthorized:
+				t.Errorf("%s without a token: 401, but documented as open", name)
+			}
+			if !bearerOnly {
+				continue
+			}
+			wantsSource := slices.ContainsFunc(op.Parameters, func(p *openapi3.ParameterRef) bool {
+				return p.Value.In == openapi3.ParameterInHeader && p.Value.Name == "Oversync-Source-ID" && p.Value.Required
+			})
+			if ok := op.Responses.Status(http.StatusOK); !wantsSource && ok != nil && ok.Value.Content.Get("text/event-stream") != nil {
+				continue // a v0 stream: with a valid token it would open and never end
+			}
+			r := sourceless.do(t, method, url, "")
+			refused := r.status == http.StatusBadRequest && string(r.body) == envelope("invalid_request", sourceHeaderMessage)
+			if wantsSource != refused {
+				t.Errorf("%s without a source header: %d %s; documented with the required header: %v", name, r.status, r.body, wantsSource)
+			}
+		}
+	}
+}
+
+// sourceHeaderMessage is the message of the 400 for a bad Oversync-Source-ID (docs/protocol-v1.md §2.3).
+const sourceHeaderMessage = "Oversync-Source-ID header must be a non-empty visible ASCII token"
 
 func sortedKeys(m map[string]bool) []string {
 	keys := make([]string, 0, len(m))
@@ -374,6 +426,6 @@ func (c *specCheck) report(t *testing.T, want []string) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Error(errors.New("exchanges expected but not seen: " + strings.Join(missing, ", ")))
+		t.Errorf("exchanges expected but not seen: %s", strings.Join(missing, ", "))
 	}
 }
