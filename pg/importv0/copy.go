@@ -159,12 +159,16 @@ func (c *changeColumns) add(id int64, user, schema, table, op string, pk pg.UUID
 
 // readRowsSQL reads the next row versions (%[1]s) with their current after-images (%[2]s) in
 // primary-key order; %[3]s is the keyset condition, empty for the first batch, and %[4]s the
-// limit's parameter.
-const readRowsSQL = `SELECT m.user_id, m.schema_name, m.table_name, m.pk_uuid, m.server_version, m.deleted, m.updated_at, s.payload::text
-FROM %[1]s m LEFT JOIN %[2]s s
+// limit's parameter. The batch is cut from the versions first, so its images are looked up by
+// key rather than by joining the whole image table for every batch.
+const readRowsSQL = `WITH m AS (
+    SELECT user_id, schema_name, table_name, pk_uuid, server_version, deleted, updated_at FROM %[1]s m
+    %[3]s
+    ORDER BY user_id, schema_name, table_name, pk_uuid LIMIT %[4]s)
+SELECT m.user_id, m.schema_name, m.table_name, m.pk_uuid, m.server_version, m.deleted, m.updated_at, s.payload::text
+FROM m LEFT JOIN %[2]s s
   ON s.user_id = m.user_id AND s.schema_name = m.schema_name AND s.table_name = m.table_name AND s.pk_uuid = m.pk_uuid
-%[3]s
-ORDER BY m.user_id, m.schema_name, m.table_name, m.pk_uuid LIMIT %[4]s`
+ORDER BY m.user_id, m.schema_name, m.table_name, m.pk_uuid`
 
 // stageRowsSQL stages row versions; the finishing transaction turns them into sync.rows.
 const stageRowsSQL = `INSERT INTO sync.import_v0_rows
