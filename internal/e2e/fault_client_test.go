@@ -40,12 +40,23 @@ type changeKey struct {
 	scid   int64
 }
 
-// ledger remembers, per user, every batch the server acknowledged.
+// ledger remembers, per user, every batch the server acknowledged. It keeps a few words per
+// batch, not per change, so that a long chaos run's own bookkeeping stays small beside the
+// server's memory it measures.
 type ledger struct {
 	mu      sync.Mutex
-	batches map[string][][]changeKey // user → acknowledged batches, each in request order
-	seq     map[string]int64         // user → highest highest_server_seq acknowledged
-	times   map[string][]ackTime     // user → when each acknowledgement arrived
+	batches map[string][]ackedBatch // user → acknowledged batches
+	seq     map[string]int64        // user → highest highest_server_seq acknowledged
+	times   map[string][]ackTime    // user → when each acknowledgement arrived
+	total   int                     // changes acknowledged
+}
+
+// ackedBatch is an acknowledged batch: n changes of source with consecutive ids from first,
+// as device.nextBatch makes them.
+type ackedBatch struct {
+	source string
+	first  int64
+	n      int
 }
 
 // ackTime is when a device learnt that its user's stream had reached seq.
@@ -55,13 +66,14 @@ type ackTime struct {
 }
 
 func newLedger() *ledger {
-	return &ledger{batches: map[string][][]changeKey{}, seq: map[string]int64{}, times: map[string][]ackTime{}}
+	return &ledger{batches: map[string][]ackedBatch{}, seq: map[string]int64{}, times: map[string][]ackTime{}}
 }
 
 func (l *ledger) record(user string, batch []changeKey, highest int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.batches[user] = append(l.batches[user], batch)
+	l.batches[user] = append(l.batches[user], ackedBatch{batch[0].source, batch[0].scid, len(batch)})
+	l.total += len(batch)
 	l.seq[user] = max(l.seq[user], highest)
 	l.times[user] = append(l.times[user], ackTime{highest, time.Now()})
 }
@@ -84,13 +96,7 @@ func (l *ledger) acksOf(user string) []ackTime {
 func (l *ledger) acked() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 0
-	for _, bs := range l.batches {
-		for _, b := range bs {
-			n += len(b)
-		}
-	}
-	return n
+	return l.total
 }
 
 func (l *ledger) users() []string {
@@ -416,18 +422,20 @@ func checkStream(t testing.TB, client *http.Client, baseURL, user string, l *led
 	defer l.mu.Unlock()
 	acked := 0
 	for _, batch := range l.batches[user] {
-		first, ok := at[batch[0]]
-		for j, k := range batch {
+		start := changeKey{batch.source, batch.first}
+		first, ok := at[start]
+		for j := range batch.n {
+			k := changeKey{batch.source, batch.first + int64(j)}
 			i, found := at[k]
 			switch {
 			case !found:
 				t.Fatalf("%s: acknowledged change %+v is not in the stream (lost)", user, k)
 			case !ok || i != first+j:
 				t.Fatalf("%s: batch from %+v is not one block of consecutive ids: change %+v at server id %d, batch start %d",
-					user, batch[0], k, i+1, first+1)
+					user, start, k, i+1, first+1)
 			}
 		}
-		acked += len(batch)
+		acked += batch.n
 	}
 	if acked != len(stream) {
 		t.Fatalf("%s: %d changes in the stream, %d acknowledged: the stream holds changes nobody was told were applied", user, len(stream), acked)
