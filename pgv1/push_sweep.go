@@ -1,13 +1,6 @@
 package pgv1
 
-import (
-	"context"
-	"fmt"
-)
-
-// pushSweepBatch bounds the push sessions one sweep statement removes, so each holds its locks
-// briefly.
-const pushSweepBatch = 100
+import "context"
 
 // sweepPushSessionsSQL removes push sessions past their expiry, by the database clock, with
 // their staged rows, a bounded batch at a time. Sessions a call holds right now are skipped,
@@ -28,15 +21,5 @@ SELECT count(*) FROM swept`
 // A user's own expired sessions also go when the user next creates one (docs/protocol-v1.md
 // §3.3 step 3); this catches the sessions of users who never come back.
 func (s *Store) sweepPushSessions(ctx context.Context) (int64, error) {
-	var total int64
-	for {
-		var n int64
-		if err := s.pool.QueryRow(ctx, sweepPushSessionsSQL, pushSweepBatch).Scan(&n); err != nil {
-			return total, fmt.Errorf("sweep push sessions: %w", err)
-		}
-		total += n
-		if n < pushSweepBatch {
-			return total, nil
-		}
-	}
+	return s.sweepInBatches(ctx, sweepPushSessionsSQL, "sweep push sessions")
 }

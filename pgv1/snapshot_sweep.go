@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// sweepBatch bounds the snapshot sessions one sweep statement removes, so that a sweep after a
-// long pause holds its locks briefly.
+// sweepBatch bounds the sessions (snapshot or push) one sweep statement removes, so that a
+// sweep after a long pause holds its locks briefly.
 const sweepBatch = 100
 
 // sweepSnapshotsSQL removes at most $1 sessions past their expiry (a retired session expires
@@ -28,11 +28,17 @@ SELECT count(*) FROM gone`
 // database clock, and returns how many sessions it removed. A chunk read of a removed session
 // answers 404 from then on (docs/protocol-v1.md §3.11).
 func (s *Store) sweepSnapshots(ctx context.Context) (int64, error) {
+	return s.sweepInBatches(ctx, sweepSnapshotsSQL, "sweep snapshots")
+}
+
+// sweepInBatches runs a sweep statement, which removes at most $1 expired sessions with their
+// rows and counts them, until a batch comes back short, and returns the total removed.
+func (s *Store) sweepInBatches(ctx context.Context, sql, what string) (int64, error) {
 	var total int64
 	for {
 		var n int64
-		if err := s.pool.QueryRow(ctx, sweepSnapshotsSQL, sweepBatch).Scan(&n); err != nil {
-			return total, fmt.Errorf("sweep snapshots: %w", err)
+		if err := s.pool.QueryRow(ctx, sql, sweepBatch).Scan(&n); err != nil {
+			return total, fmt.Errorf("%s: %w", what, err)
 		}
 		total += n
 		if n < sweepBatch {
