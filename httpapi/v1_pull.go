@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -48,24 +49,20 @@ func (v *v1API) committedRows(w http.ResponseWriter, r *http.Request) {
 		refuse(w, invalid, "max_rows must be at least 1")
 		return
 	}
-	end, ok := v.begin()
-	if !ok {
-		refuseShuttingDown(w)
-		return
-	}
-	defer end()
-	page, err := v.store.CommittedRows(r.Context(), callerOf(r), seq, after, int(min(maxRows, pgv1.MaxRowsPerCommittedBundleChunk)))
-	if err != nil {
-		v.storeFailed(w, r, "committed_bundle_rows", err)
-		return
-	}
-	v.s.writeEncoded(w, func(b []byte) []byte {
-		b = appendBundleMeta(append(b, '{'), &page.Meta)
-		b = appendMember(b, "rows")
-		b = appendRawList(b, page.Rows)
-		b = appendIntMember(b, "next_row_ordinal", page.NextRowOrdinal)
-		b = appendBool(appendMember(b, "has_more"), page.HasMore)
-		return append(b, '}')
+	v.operate(w, r, "committed_bundle_rows", func(ctx context.Context, c pgv1.Caller) error {
+		page, err := v.store.CommittedRows(ctx, c, seq, after, int(min(maxRows, pgv1.MaxRowsPerCommittedBundleChunk)))
+		if err != nil {
+			return err
+		}
+		v.s.writeEncoded(w, func(b []byte) []byte {
+			b = appendBundleMeta(append(b, '{'), &page.Meta)
+			b = appendMember(b, "rows")
+			b = appendRawList(b, page.Rows)
+			b = appendIntMember(b, "next_row_ordinal", page.NextRowOrdinal)
+			b = appendBool(appendMember(b, "has_more"), page.HasMore)
+			return append(b, '}')
+		})
+		return nil
 	})
 }
 
@@ -90,22 +87,18 @@ func (v *v1API) pull(w http.ResponseWriter, r *http.Request) {
 		refuse(w, codeInvalidRequest, "target_bundle_seq must be at least 0")
 		return
 	}
-	end, ok := v.begin()
-	if !ok {
-		refuseShuttingDown(w)
-		return
-	}
-	defer end()
-	page, err := v.store.Pull(r.Context(), callerOf(r), pgv1.PullRequest{After: after, MaxBundles: int(maxBundles), Target: target})
-	if err != nil {
-		v.storeFailed(w, r, "pull", err)
-		return
-	}
-	v.s.writeEncoded(w, func(b []byte) []byte {
-		b = appendIntMember(append(b, '{'), "stable_bundle_seq", page.StableBundleSeq)
-		b = appendMember(b, "bundles")
-		b = appendRawList(b, page.Bundles)
-		b = appendBool(appendMember(b, "has_more"), page.HasMore)
-		return append(b, '}')
+	v.operate(w, r, "pull", func(ctx context.Context, c pgv1.Caller) error {
+		page, err := v.store.Pull(ctx, c, pgv1.PullRequest{After: after, MaxBundles: int(maxBundles), Target: target})
+		if err != nil {
+			return err
+		}
+		v.s.writeEncoded(w, func(b []byte) []byte {
+			b = appendIntMember(append(b, '{'), "stable_bundle_seq", page.StableBundleSeq)
+			b = appendMember(b, "bundles")
+			b = appendRawList(b, page.Bundles)
+			b = appendBool(appendMember(b, "has_more"), page.HasMore)
+			return append(b, '}')
+		})
+		return nil
 	})
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -56,29 +57,25 @@ func (v *v1API) connect(w http.ResponseWriter, r *http.Request) {
 		refuse(w, codeInvalidRequest, err.Error())
 		return
 	}
-	end, ok := v.begin()
-	if !ok {
-		refuseShuttingDown(w)
-		return
-	}
-	defer end()
-	res, err := v.store.Connect(r.Context(), callerOf(r), pending)
-	if err != nil {
-		v.storeFailed(w, r, "connect", err)
-		return
-	}
-	v.s.writeEncoded(w, func(b []byte) []byte {
-		b = appendStringMember(append(b, '{'), "resolution", res.Resolution)
-		if res.Resolution == pgv1.InitializeLocal {
-			b = appendStringMember(b, "initialization_id", res.InitializationID)
+	v.operate(w, r, "connect", func(ctx context.Context, c pgv1.Caller) error {
+		res, err := v.store.Connect(ctx, c, pending)
+		if err != nil {
+			return err
 		}
-		if res.Resolution == pgv1.InitializeLocal || res.Resolution == pgv1.RetryLater {
-			b = appendV1Time(appendMember(b, "lease_expires_at"), res.LeaseExpiresAt)
-		}
-		if res.Resolution == pgv1.RetryLater {
-			b = appendIntMember(b, "retry_after_seconds", int64(max(res.RetryAfterSeconds, 1)))
-		}
-		return append(b, '}')
+		v.s.writeEncoded(w, func(b []byte) []byte {
+			b = appendStringMember(append(b, '{'), "resolution", res.Resolution)
+			if res.Resolution == pgv1.InitializeLocal {
+				b = appendStringMember(b, "initialization_id", res.InitializationID)
+			}
+			if res.Resolution == pgv1.InitializeLocal || res.Resolution == pgv1.RetryLater {
+				b = appendV1Time(appendMember(b, "lease_expires_at"), res.LeaseExpiresAt)
+			}
+			if res.Resolution == pgv1.RetryLater {
+				b = appendIntMember(b, "retry_after_seconds", int64(max(res.RetryAfterSeconds, 1)))
+			}
+			return append(b, '}')
+		})
+		return nil
 	})
 }
 
@@ -109,32 +106,24 @@ func (v *v1API) createPush(w http.ResponseWriter, r *http.Request) {
 		refuse(w, "push_session_invalid", invalid)
 		return
 	}
-	end, ok := v.begin()
-	if !ok {
-		refuseShuttingDown(w)
-		return
-	}
-	defer end()
-	c := callerOf(r)
-	res, err := v.store.CreatePushSession(r.Context(), c, req)
-	if err != nil {
-		v.storeFailed(w, r, "push_session_create", err)
-		return
-	}
-	if m := res.AlreadyCommitted; m != nil {
+	v.operate(w, r, "push_session_create", func(ctx context.Context, c pgv1.Caller) error {
+		res, err := v.store.CreatePushSession(ctx, c, req)
+		if err != nil {
+			return err
+		}
 		v.s.writeEncoded(w, func(b []byte) []byte {
-			b = appendStringMember(append(b, '{'), "status", "already_committed")
-			return append(appendBundleMeta(b, m), '}')
+			if m := res.AlreadyCommitted; m != nil {
+				b = appendStringMember(append(b, '{'), "status", "already_committed")
+				return append(appendBundleMeta(b, m), '}')
+			}
+			b = appendStringMember(append(b, '{'), "push_id", res.PushID)
+			b = appendStringMember(b, "status", "staging")
+			b = appendIntMember(b, "planned_row_count", res.PlannedRowCount)
+			b = appendIntMember(b, "next_expected_row_ordinal", 0)
+			b = appendStringMember(b, "canonical_request_hash", res.RequestHash)
+			return append(b, '}')
 		})
-		return
-	}
-	v.s.writeEncoded(w, func(b []byte) []byte {
-		b = appendStringMember(append(b, '{'), "push_id", res.PushID)
-		b = appendStringMember(b, "status", "staging")
-		b = appendIntMember(b, "planned_row_count", res.PlannedRowCount)
-		b = appendIntMember(b, "next_expected_row_ordinal", 0)
-		b = appendStringMember(b, "canonical_request_hash", res.RequestHash)
-		return append(b, '}')
+		return nil
 	})
 }
 
@@ -180,20 +169,16 @@ func (v *v1API) stageChunk(w http.ResponseWriter, r *http.Request) {
 		refuse(w, "push_chunk_invalid", msg)
 		return
 	}
-	end, ok := v.begin()
-	if !ok {
-		refuseShuttingDown(w)
-		return
-	}
-	defer end()
-	next, err := v.store.StageChunk(r.Context(), callerOf(r), id, req.start, req.rows)
-	if err != nil {
-		v.storeFailed(w, r, "push_chunk", err)
-		return
-	}
-	v.s.writeEncoded(w, func(b []byte) []byte {
-		b = appendStringMember(append(b, '{'), "push_id", id)
-		return append(appendIntMember(b, "next_expected_row_ordinal", next), '}')
+	v.operate(w, r, "push_chunk", func(ctx context.Context, c pgv1.Caller) error {
+		next, err := v.store.StageChunk(ctx, c, id, req.start, req.rows)
+		if err != nil {
+			return err
+		}
+		v.s.writeEncoded(w, func(b []byte) []byte {
+			b = appendStringMember(append(b, '{'), "push_id", id)
+			return append(appendIntMember(b, "next_expected_row_ordinal", next), '}')
+		})
+		return nil
 	})
 }
 
@@ -231,24 +216,19 @@ func (v *v1API) commitPush(w http.ResponseWriter, r *http.Request) {
 		refuse(w, codeInvalidRequest, err.Error())
 		return
 	}
-	end, ok := v.begin()
-	if !ok {
-		refuseShuttingDown(w)
-		return
-	}
-	defer end()
-	c := callerOf(r)
-	m, err := v.store.CommitPush(r.Context(), c, id)
-	if err != nil {
-		v.storeFailed(w, r, "push_session_commit", err)
-		return
-	}
-	v.s.cfg.Fanout.Announce(sequencer.Advance{User: sequencer.BundleStream(c.User), Seq: m.BundleSeq,
-		From: m.BundleSeq, Source: c.Source, At: time.Now()})
-	v.metrics.bundles.Inc()
-	v.metrics.rows.Add(float64(m.RowCount))
-	v.s.writeEncoded(w, func(b []byte) []byte {
-		return append(appendBundleMeta(append(b, '{'), &m), '}')
+	v.operate(w, r, "push_session_commit", func(ctx context.Context, c pgv1.Caller) error {
+		m, err := v.store.CommitPush(ctx, c, id)
+		if err != nil {
+			return err
+		}
+		v.s.cfg.Fanout.Announce(sequencer.Advance{User: sequencer.BundleStream(c.User), Seq: m.BundleSeq,
+			From: m.BundleSeq, Source: c.Source, At: time.Now()})
+		v.metrics.bundles.Inc()
+		v.metrics.rows.Add(float64(m.RowCount))
+		v.s.writeEncoded(w, func(b []byte) []byte {
+			return append(appendBundleMeta(append(b, '{'), &m), '}')
+		})
+		return nil
 	})
 }
 
@@ -258,15 +238,11 @@ func (v *v1API) deletePush(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	end, ok := v.begin()
-	if !ok {
-		refuseShuttingDown(w)
-		return
-	}
-	defer end()
-	if err := v.store.DeletePushSession(r.Context(), callerOf(r), id); err != nil {
-		v.storeFailed(w, r, "push_session_delete", err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	v.operate(w, r, "push_session_delete", func(ctx context.Context, c pgv1.Caller) error {
+		if err := v.store.DeletePushSession(ctx, c, id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
 }

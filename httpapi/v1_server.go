@@ -174,6 +174,22 @@ func (v *v1API) begin() (end func(), ok bool) {
 	return func() { v.inflight.Add(-1) }, true
 }
 
+// operate runs one v1 store operation for the request's caller. Once shutdown has begun it
+// answers 503 service_unavailable and op never runs (§2.5); otherwise the operation counts as
+// in flight until op returns, its answer included, and an error op returns is answered by
+// storeFailed under endpoint. op writes the answer itself and returns only the store's error.
+func (v *v1API) operate(w http.ResponseWriter, r *http.Request, endpoint string, op func(ctx context.Context, c pgv1.Caller) error) {
+	end, ok := v.begin()
+	if !ok {
+		refuseShuttingDown(w)
+		return
+	}
+	defer end()
+	if err := op(r.Context(), callerOf(r)); err != nil {
+		v.storeFailed(w, r, endpoint, err)
+	}
+}
+
 // refuseShuttingDown answers an operation that arrives after shutdown began.
 func refuseShuttingDown(w http.ResponseWriter) {
 	writeV1Error(w, v1ErrorBody{Error: codeServiceUnavailable, Message: msgShuttingDown}, defaultServiceRetrySeconds)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -32,24 +33,20 @@ func (v *v1API) createSnapshot(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	end, ok := v.begin()
-	if !ok {
-		refuseShuttingDown(w)
-		return
-	}
-	defer end()
-	info, err := v.store.CreateSnapshot(r.Context(), c, repl)
-	if err != nil {
-		v.storeFailed(w, r, "snapshot_session_create", err)
-		return
-	}
-	v.s.writeEncoded(w, func(b []byte) []byte {
-		b = appendStringMember(append(b, '{'), "snapshot_id", info.SnapshotID)
-		b = appendIntMember(b, "snapshot_bundle_seq", info.SnapshotBundleSeq)
-		b = appendIntMember(b, "row_count", info.RowCount)
-		b = appendIntMember(b, "byte_count", info.ByteCount)
-		b = appendV1Time(appendMember(b, "expires_at"), info.ExpiresAt)
-		return append(b, '}')
+	v.operate(w, r, "snapshot_session_create", func(ctx context.Context, c pgv1.Caller) error {
+		info, err := v.store.CreateSnapshot(ctx, c, repl)
+		if err != nil {
+			return err
+		}
+		v.s.writeEncoded(w, func(b []byte) []byte {
+			b = appendStringMember(append(b, '{'), "snapshot_id", info.SnapshotID)
+			b = appendIntMember(b, "snapshot_bundle_seq", info.SnapshotBundleSeq)
+			b = appendIntMember(b, "row_count", info.RowCount)
+			b = appendIntMember(b, "byte_count", info.ByteCount)
+			b = appendV1Time(appendMember(b, "expires_at"), info.ExpiresAt)
+			return append(b, '}')
+		})
+		return nil
 	})
 }
 
@@ -115,27 +112,23 @@ func (v *v1API) snapshotChunk(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	end, ok := v.begin()
-	if !ok {
-		refuseShuttingDown(w)
-		return
-	}
-	defer end()
-	chunk, err := v.store.SnapshotChunk(r.Context(), callerOf(r), id, after,
-		int(min(maxRows, pgv1.MaxRowsPerSnapshotChunk)), min(maxBytes, pgv1.MaxBytesPerSnapshotChunk))
-	if err != nil {
-		v.storeFailed(w, r, "snapshot_chunk", err)
-		return
-	}
-	v.s.writeEncoded(w, func(b []byte) []byte {
-		b = appendStringMember(append(b, '{'), "snapshot_id", chunk.SnapshotID)
-		b = appendIntMember(b, "snapshot_bundle_seq", chunk.SnapshotBundleSeq)
-		b = appendMember(b, "rows")
-		b = appendRawList(b, chunk.Rows)
-		b = appendIntMember(b, "next_row_ordinal", chunk.NextRowOrdinal)
-		b = appendBool(appendMember(b, "has_more"), chunk.HasMore)
-		b = appendIntMember(b, "byte_count", chunk.ByteCount)
-		return append(b, '}')
+	v.operate(w, r, "snapshot_chunk", func(ctx context.Context, c pgv1.Caller) error {
+		chunk, err := v.store.SnapshotChunk(ctx, c, id, after,
+			int(min(maxRows, pgv1.MaxRowsPerSnapshotChunk)), min(maxBytes, pgv1.MaxBytesPerSnapshotChunk))
+		if err != nil {
+			return err
+		}
+		v.s.writeEncoded(w, func(b []byte) []byte {
+			b = appendStringMember(append(b, '{'), "snapshot_id", chunk.SnapshotID)
+			b = appendIntMember(b, "snapshot_bundle_seq", chunk.SnapshotBundleSeq)
+			b = appendMember(b, "rows")
+			b = appendRawList(b, chunk.Rows)
+			b = appendIntMember(b, "next_row_ordinal", chunk.NextRowOrdinal)
+			b = appendBool(appendMember(b, "has_more"), chunk.HasMore)
+			b = appendIntMember(b, "byte_count", chunk.ByteCount)
+			return append(b, '}')
+		})
+		return nil
 	})
 }
 
@@ -145,15 +138,11 @@ func (v *v1API) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	end, ok := v.begin()
-	if !ok {
-		refuseShuttingDown(w)
-		return
-	}
-	defer end()
-	if err := v.store.DeleteSnapshot(r.Context(), callerOf(r), id); err != nil {
-		v.storeFailed(w, r, "snapshot_session_delete", err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	v.operate(w, r, "snapshot_session_delete", func(ctx context.Context, c pgv1.Caller) error {
+		if err := v.store.DeleteSnapshot(ctx, c, id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
 }
