@@ -102,18 +102,11 @@ func (d *jsonReader) object(where string, names []string, member func(index int)
 	if d.peek() != '{' {
 		return d.fail("%s must be a JSON object", d.where(where))
 	}
-	d.i++
+	d.i++ // '{'
 	var seen uint64
-	if d.peek() == '}' {
-		d.i++
-		return nil
-	}
-	for {
-		if d.peek() != '"' {
-			return d.syntax("a member name")
-		}
-		name, err := d.stringBytes()
-		if err != nil {
+	for first := true; ; first = false {
+		name, ok, err := d.memberName(first)
+		if !ok || err != nil {
 			return err
 		}
 		index := -1
@@ -130,23 +123,43 @@ func (d *jsonReader) object(where string, names []string, member func(index int)
 			return d.fail("%s has member %q twice", d.where(where), names[index])
 		}
 		seen |= 1 << index
-		if d.peek() != ':' {
-			return d.syntax("':'")
+		if err := d.colon(); err != nil {
+			return err
 		}
-		d.i++
 		if err := member(index); err != nil {
 			return err
 		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return nil
-		default:
-			return d.syntax("',' or '}'")
+	}
+}
+
+// memberName reads the name of an object's next member: the first, right after the '{',
+// or one after a member's value and its ','. ok is false, with no error, when the object
+// closes instead. The caller judges the name before it reads the ':' (colon), so a refused
+// name is what a body hears about first.
+func (d *jsonReader) memberName(first bool) (name []byte, ok bool, err error) {
+	if first && d.peek() == '}' {
+		d.i++
+		return nil, false, nil
+	}
+	if !first {
+		if done, err := d.commaOr('}'); done || err != nil {
+			return nil, false, err
 		}
 	}
+	if d.peek() != '"' {
+		return nil, false, d.syntax("a member name")
+	}
+	name, err = d.readString(true)
+	return name, err == nil, err
+}
+
+// colon consumes the ':' between a member's name and its value.
+func (d *jsonReader) colon() error {
+	if d.peek() != ':' {
+		return d.syntax("':'")
+	}
+	d.i++
+	return nil
 }
 
 // array reads an array, calling elem for each element, which must consume it.
@@ -163,16 +176,24 @@ func (d *jsonReader) array(where string, elem func(index int) error) error {
 		if err := elem(n); err != nil {
 			return err
 		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			return nil
-		default:
-			return d.syntax("',' or ']'")
+		if done, err := d.commaOr(']'); done || err != nil {
+			return err
 		}
 	}
+}
+
+// commaOr consumes what follows an object member or an array element: ',' before another one,
+// or closing, which ends the container and makes done true.
+func (d *jsonReader) commaOr(closing byte) (done bool, err error) {
+	switch d.peek() {
+	case ',':
+		d.i++
+		return false, nil
+	case closing:
+		d.i++
+		return true, nil
+	}
+	return false, d.syntax("',' or '" + string(closing) + "'")
 }
 
 // null consumes a null literal if one comes next and reports whether it did.
@@ -228,7 +249,7 @@ func (d *jsonReader) str(where string) (string, error) {
 	if d.peek() != '"' {
 		return "", d.fail("%s must be a JSON string", d.where(where))
 	}
-	b, err := d.stringBytes()
+	b, err := d.readString(true)
 	if err != nil {
 		return "", err
 	}
@@ -264,7 +285,8 @@ func (d *jsonReader) value(depth int) error {
 	case c == '[':
 		return d.array("value", func(int) error { return d.value(depth + 1) })
 	case c == '"':
-		return d.skipString()
+		_, err := d.readString(false)
+		return err
 	case c == '-' || (c >= '0' && c <= '9'):
 		return d.number()
 	case c == 't' || c == 'f':
@@ -282,19 +304,12 @@ func (d *jsonReader) value(depth int) error {
 // so "a" and "\u0061" are the same member; objects are small (a payload's columns), and a
 // linear scan over the names seen so far beats a map for them.
 func (d *jsonReader) rawObject(depth int) error {
-	d.i++ // '{'
-	if d.peek() == '}' {
-		d.i++
-		return nil
-	}
+	d.i++                // '{'
 	var stack [16][]byte // most objects have fewer members: no allocation for them
 	names := stack[:0]
-	for {
-		if d.peek() != '"' {
-			return d.syntax("a member name")
-		}
-		name, err := d.stringBytes()
-		if err != nil {
+	for first := true; ; first = false {
+		name, ok, err := d.memberName(first)
+		if !ok || err != nil {
 			return err
 		}
 		for _, n := range names {
@@ -303,21 +318,11 @@ func (d *jsonReader) rawObject(depth int) error {
 			}
 		}
 		names = append(names, name)
-		if d.peek() != ':' {
-			return d.syntax("':'")
-		}
-		d.i++
-		if err := d.value(depth + 1); err != nil {
+		if err := d.colon(); err != nil {
 			return err
 		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return nil
-		default:
-			return d.syntax("',' or '}'")
+		if err := d.value(depth + 1); err != nil {
+			return err
 		}
 	}
 }
@@ -366,155 +371,127 @@ func (d *jsonReader) number() error {
 	return nil
 }
 
-// stringBytes reads a JSON string at d.i (which holds '"') and returns its decoded value. A
-// string without escapes is returned as a sub-slice of the input; one with escapes is
-// decoded into a new slice. Invalid UTF-8 and raw control characters are refused.
-func (d *jsonReader) stringBytes() ([]byte, error) {
-	b := d.b
+// readString reads a JSON string at d.i (which holds '"'). With decode it returns the
+// string's value: a sub-slice of the input when the string has no escapes, a new slice when
+// it has. Without, it only validates: the values inside raw keys and payloads are kept as
+// text, so there is nothing to build. Invalid UTF-8, raw control characters and malformed
+// escapes are refused.
+func (d *jsonReader) readString(decode bool) ([]byte, error) {
 	start := d.i + 1
-	i := start
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '"':
+	if i := plainRun(d.b, start); i < len(d.b) && d.b[i] == '"' { // most strings: plain ASCII
+		d.i = i + 1
+		return d.b[start:i], nil
+	}
+	return d.readRestOfString(start, decode)
+}
+
+// readRestOfString is readString for a string with escapes, control characters or
+// multi-byte characters; start is the index after its opening quote.
+func (d *jsonReader) readRestOfString(start int, decode bool) ([]byte, error) {
+	b := d.b
+	i, from := start, start // from: the first byte not yet copied into out
+	var out []byte          // the decoded value, from the first escape on
+	for i = plainRun(b, i); i < len(b); i = plainRun(b, i) {
+		switch b[i] {
+		case '"':
 			d.i = i + 1
-			return b[start:i], nil
-		case c == '\\':
-			return d.escapedString(start, i)
-		case c < 0x20:
-			d.i = i
-			return nil, d.fail("invalid JSON at byte %d: control character in a string", i)
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size == 1 {
-				d.i = i
-				return nil, d.fail("invalid JSON at byte %d: invalid UTF-8 in a string", i)
+			if out == nil {
+				return b[start:i], nil
 			}
-			i += size
+			return append(out, b[from:i]...), nil
+		case '\\':
+			r, n, err := d.escape(i)
+			if err != nil {
+				return nil, err
+			}
+			if decode {
+				if out == nil {
+					out = make([]byte, 0, i-start+16)
+				}
+				out = utf8.AppendRune(append(out, b[from:i]...), r)
+			}
+			i, from = n, n
+		default: // a control character or a multi-byte one
+			n, err := d.stringChar(i)
+			if err != nil {
+				return nil, err
+			}
+			i = n
 		}
 	}
 	d.i = i
 	return nil, d.syntax("the end of a string")
 }
 
-// skipString validates a JSON string at d.i (which holds '"') without decoding it: the
-// values inside raw keys and payloads are kept as text, so there is nothing to build.
-func (d *jsonReader) skipString() error {
-	b := d.b
-	i := d.i + 1
+// plainRun returns the index of the first byte from i on that a string's reader must look
+// at: a quote, a backslash, a control character or the start of a multi-byte character.
+// Printable ASCII, most of every body, passes in this one tight loop.
+func plainRun(b []byte, i int) int {
 	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '"':
-			d.i = i + 1
-			return nil
-		case c == '\\':
-			if i+1 >= len(b) {
-				d.i = i + 1
-				return d.syntax("an escape")
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if _, ok := hex4(b, i+2); !ok {
-					d.i = i + 2
-					return d.syntax("four hex digits after \\u")
-				}
-				i += 6
-			default:
-				d.i = i
-				return d.fail("invalid JSON at byte %d: invalid escape", i)
-			}
-		case c < 0x20:
-			d.i = i
-			return d.fail("invalid JSON at byte %d: control character in a string", i)
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size == 1 {
-				d.i = i
-				return d.fail("invalid JSON at byte %d: invalid UTF-8 in a string", i)
-			}
-			i += size
+		if c := b[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return i
 		}
+		i++
 	}
-	d.i = i
-	return d.syntax("the end of a string")
+	return i
 }
 
-// escapedString finishes a string that has an escape at b[i], copying what came before.
-func (d *jsonReader) escapedString(start, i int) ([]byte, error) {
+// stringChar checks the unescaped character at b[i] of a string that is not printable ASCII
+// and returns the index after it: a raw control character or invalid UTF-8 is refused.
+func (d *jsonReader) stringChar(i int) (int, error) {
+	if d.b[i] < 0x20 {
+		d.i = i
+		return 0, d.fail("invalid JSON at byte %d: control character in a string", i)
+	}
+	r, size := utf8.DecodeRune(d.b[i:])
+	if r == utf8.RuneError && size == 1 {
+		d.i = i
+		return 0, d.fail("invalid JSON at byte %d: invalid UTF-8 in a string", i)
+	}
+	return i + size, nil
+}
+
+// escape decodes the escape at b[i] (a '\\') and returns its rune and the index after it. A
+// surrogate pair decodes to one rune; a lone half is returned as it is, which
+// utf8.AppendRune writes as U+FFFD: raw values keep their text, and the canonicaliser
+// refuses lone halves.
+func (d *jsonReader) escape(i int) (rune, int, error) {
 	b := d.b
-	out := append(make([]byte, 0, i-start+16), b[start:i]...)
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '"':
-			d.i = i + 1
-			return out, nil
-		case c == '\\':
-			if i+1 >= len(b) {
-				d.i = i + 1
-				return nil, d.syntax("an escape")
-			}
-			i += 2
-			switch b[i-1] {
-			case '"', '\\', '/':
-				out = append(out, b[i-1])
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, ok := hex4(b, i)
-				if !ok {
-					d.i = i
-					return nil, d.syntax("four hex digits after \\u")
-				}
-				i += 4
-				if utf16.IsSurrogate(r) {
-					// A pair decodes to one rune; a lone half stays as U+FFFD here. Raw
-					// values keep their text, and the canonicaliser refuses lone halves.
-					if r2, ok := hex4(b, i+2); ok && i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
-						if p := utf16.DecodeRune(r, r2); p != utf8.RuneError {
-							r = p
-							i += 6
-						}
-					}
-				}
-				out = utf8.AppendRune(out, r)
-			default:
-				d.i = i - 1
-				return nil, d.fail("invalid JSON at byte %d: invalid escape", i-1)
-			}
-		case c < 0x20:
-			d.i = i
-			return nil, d.fail("invalid JSON at byte %d: control character in a string", i)
-		case c < utf8.RuneSelf:
-			out = append(out, c)
-			i++
-		default:
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size == 1 {
-				d.i = i
-				return nil, d.fail("invalid JSON at byte %d: invalid UTF-8 in a string", i)
-			}
-			out = append(out, b[i:i+size]...)
-			i += size
+	if i+1 >= len(b) {
+		d.i = i + 1
+		return 0, 0, d.syntax("an escape")
+	}
+	switch b[i+1] {
+	case '"', '\\', '/':
+		return rune(b[i+1]), i + 2, nil
+	case 'b':
+		return '\b', i + 2, nil
+	case 'f':
+		return '\f', i + 2, nil
+	case 'n':
+		return '\n', i + 2, nil
+	case 'r':
+		return '\r', i + 2, nil
+	case 't':
+		return '\t', i + 2, nil
+	case 'u':
+		r, ok := hex4(b, i+2)
+		if !ok {
+			d.i = i + 2
+			return 0, 0, d.syntax("four hex digits after \\u")
 		}
+		i += 6
+		if utf16.IsSurrogate(r) && i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
+			if r2, ok := hex4(b, i+2); ok {
+				if p := utf16.DecodeRune(r, r2); p != utf8.RuneError {
+					return p, i + 6, nil
+				}
+			}
+		}
+		return r, i, nil
 	}
 	d.i = i
-	return nil, d.syntax("the end of a string")
+	return 0, 0, d.fail("invalid JSON at byte %d: invalid escape", i)
 }
 
 // hex4 decodes the four hex digits at b[i:].
