@@ -20,6 +20,7 @@ import (
 	"github.com/pulsesync/pulsesync/internal/demo"
 	"github.com/pulsesync/pulsesync/internal/node"
 	"github.com/pulsesync/pulsesync/internal/pgtest"
+	"github.com/pulsesync/pulsesync/internal/v1test/workedexample"
 	"github.com/pulsesync/pulsesync/pg"
 	"github.com/pulsesync/pulsesync/pgv1"
 	"github.com/pulsesync/pulsesync/push"
@@ -27,32 +28,8 @@ import (
 
 // v1BusinessSQL replaces the v0 demo's business schema with the tables of the worked example
 // (docs/protocol-v1.md §7 and vector D of §4.5): the hashes the document prints cover the
-// schema name, so the tables must be business.users and business.posts. Each carries the
-// hidden owner column and a scope-inclusive key; a post's author is a deferrable,
-// cascading foreign key.
-const v1BusinessSQL = `
-DROP SCHEMA IF EXISTS business CASCADE;
-CREATE SCHEMA business;
-CREATE TABLE business.users (
-    _sync_scope_id text NOT NULL,
-    id     uuid NOT NULL,
-    name   text,
-    email  text,
-    visits int4,
-    active bool,
-    PRIMARY KEY (_sync_scope_id, id)
-);
-CREATE TABLE business.posts (
-    _sync_scope_id text NOT NULL,
-    id        uuid NOT NULL,
-    author_id uuid,
-    title     text,
-    body      text,
-    score     numeric,
-    PRIMARY KEY (_sync_scope_id, id),
-    FOREIGN KEY (_sync_scope_id, author_id) REFERENCES business.users (_sync_scope_id, id)
-        ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
-);`
+// schema name, so the tables must be business.users and business.posts.
+const v1BusinessSQL = "DROP SCHEMA IF EXISTS business CASCADE;" + workedexample.TablesSQL
 
 // v1Server is a node serving only the v1 protocol on the business tables of v1BusinessSQL,
 // on its own database, over a real socket.

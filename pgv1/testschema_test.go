@@ -1,41 +1,19 @@
 package pgv1
 
+import "github.com/pulsesync/pulsesync/internal/v1test/workedexample"
+
 // testSchemaSQL is the business schema every pgv1 test database carries. It exercises what the
 // v1 store must handle:
-//   - business.users: a uuid key and exactly the columns of docs/protocol-v1.md §7, so the worked
-//     example's hashes can be checked;
-//   - business.posts: a child of users through a scope-inclusive, deferrable foreign key with
-//     ON DELETE CASCADE (cascaded deletes are effects the client did not push);
+//   - business.users and business.posts: the worked example's tables (docs/protocol-v1.md §7),
+//     so its hashes can be checked; a post is a child of its user through a scope-inclusive,
+//     deferrable foreign key with ON DELETE CASCADE (cascaded deletes are effects the client
+//     did not push);
 //   - business.comments: a text key, a column default, and a trigger that modifies the comment's
 //     post (an effect on another table);
 //   - business.typed_rows: every supported column type, a bounded varchar and a generated
 //     column (readable, never written);
 //   - business.numeric_values: the columns of the §4.5 vectors A and B.
-const testSchemaSQL = `
-CREATE SCHEMA business;
-
-CREATE TABLE business.users (
-    _sync_scope_id text NOT NULL,
-    id             uuid NOT NULL,
-    name           text,
-    email          text,
-    visits         int4,
-    active         bool,
-    PRIMARY KEY (_sync_scope_id, id)
-);
-
-CREATE TABLE business.posts (
-    _sync_scope_id text NOT NULL,
-    id             uuid NOT NULL,
-    author_id      uuid,
-    title          text,
-    body           text,
-    score          numeric,
-    PRIMARY KEY (_sync_scope_id, id),
-    FOREIGN KEY (_sync_scope_id, author_id) REFERENCES business.users (_sync_scope_id, id)
-        ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
-);
-
+const testSchemaSQL = workedexample.TablesSQL + `
 CREATE TABLE business.comments (
     _sync_scope_id text   NOT NULL,
     id             text   NOT NULL,
