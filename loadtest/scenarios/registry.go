@@ -16,6 +16,7 @@ import (
 //	push_listener  WebSocket/SSE listeners measuring push_latency
 //	push_uploader  single-change uploads published to the listeners' board
 //	idle_ws        many idle WebSockets; server memory per connection
+//	mixed          a day of devices with push, pollers and a reconnect storm; missed_or_late_seq
 //
 // and the v1 bundle protocol's (docs/protocol-v1.md):
 //
@@ -35,6 +36,7 @@ func Registry(overrides Params) loadtest.Registry {
 		"push_listener": bind(newListenerExec),
 		"push_uploader": bind(newPushUploaderExec),
 		"idle_ws":       bind(newIdleWSExec),
+		"mixed":         bind(newMixedExec),
 
 		"v1_push":           bind(newV1PushExec),
 		"v1_pull":           bind(newV1PullExec),

@@ -174,7 +174,16 @@ func (u *uploader) upload(ctx context.Context, d *device, n int) (uploadResponse
 
 // getDownload fetches one download page.
 func getDownload(ctx context.Context, ep *loadtest.Endpoint, p Params, bearer string, after int64, limit int) (downloadResponse, loadtest.Response, error) {
+	return getDownloadQuery(ctx, ep, p, bearer, after, limit, nil)
+}
+
+// getDownloadQuery is getDownload with extra query parameters (include_self,
+// the long-poll's wait).
+func getDownloadQuery(ctx context.Context, ep *loadtest.Endpoint, p Params, bearer string, after int64, limit int, extra url.Values) (downloadResponse, loadtest.Response, error) {
 	q := url.Values{}
+	for k, v := range extra {
+		q[k] = v
+	}
 	q.Set("after", strconv.FormatInt(after, 10))
 	q.Set("limit", strconv.Itoa(limit))
 	q.Set("schema", p.Schema)
