@@ -46,45 +46,58 @@ func TestMemory_FlatUnderAFloodWithSlowReaders(t *testing.T) {
 	for i := range stalled {
 		pushtest.Dial(t, srv.URL, "after=0", srv.Token("alice", fmt.Sprintf("stalled-%d", i))) // never read
 	}
-	pushtest.WaitFor(t, func() bool { return srv.Node.Hub.Connections() == readers+stalled })
+	floodIsFlat(t, srv, lastSeen[:], stalled, commits, func(n int64, source string) sequencer.Advance {
+		return sequencer.Advance{User: "alice", Seq: n, From: n, Source: source, Schemas: []string{"business"}}
+	})
+	cancel()
+}
+
+// floodIsFlat is the measure of invariant I5 that both protocols' memory tests share. Once
+// srv holds every stream (len(lastSeen) reading ones, each storing the last seq it was told
+// about, and stalled ones never read), 8 writers announce advances 1 to n, as commits announce
+// them (Cluster.Announce), each built by advance from its seq and the writer's source. It
+// fails unless every reading stream ends at n, the heap stays flat and at most one writer per
+// stalled stream is left blocked.
+func floodIsFlat(t *testing.T, srv *servertest.Server, lastSeen []atomic.Int64, stalled int, n int64,
+	advance func(seq int64, source string) sequencer.Advance) {
+	t.Helper()
+	streams := len(lastSeen) + stalled
+	pushtest.WaitFor(t, func() bool { return srv.Node.Hub.Connections() == streams })
 	heapBefore, goroutinesBefore := settle()
 
-	// The flood: 10,000 commits of 8 other devices, as their uploads announce them.
 	var next atomic.Int64
 	var flood sync.WaitGroup
 	for d := range 8 {
 		flood.Go(func() {
 			for {
-				n := next.Add(1)
-				if n > commits {
+				seq := next.Add(1)
+				if seq > n {
 					return
 				}
-				srv.Node.Cluster.Announce(sequencer.Advance{User: "alice", Seq: n, From: n,
-					Source: fmt.Sprintf("writer-%d", d), Schemas: []string{"business"}})
+				srv.Node.Cluster.Announce(advance(seq, fmt.Sprintf("writer-%d", d)))
 			}
 		})
 	}
 	flood.Wait()
 	pushtest.WaitFor(t, func() bool {
-		for i := range readers {
-			if lastSeen[i].Load() != commits {
+		for i := range lastSeen {
+			if lastSeen[i].Load() != n {
 				return false
 			}
 		}
 		return true
 	})
 	heapAfter, goroutinesAfter := settle()
-	t.Logf("heap %d → %d bytes, goroutines %d → %d, for %d connections and %d commits",
-		heapBefore, heapAfter, goroutinesBefore, goroutinesAfter, readers+stalled, commits)
-	// Nothing may queue per connection: the flood may cost the heap a fixed amount (pools,
-	// statement caches), never something that grows with the commits.
+	t.Logf("heap %d → %d bytes, goroutines %d → %d, for %d streams and %d advances",
+		heapBefore, heapAfter, goroutinesBefore, goroutinesAfter, streams, n)
+	// Nothing may queue per stream: the flood may cost the heap a fixed amount (pools,
+	// statement caches), never something that grows with the advances.
 	if growth := int64(heapAfter) - int64(heapBefore); growth > 2<<20 {
 		t.Errorf("heap grew by %d bytes over the flood, want flat (under 2 MiB)", growth)
 	}
 	if goroutinesAfter > goroutinesBefore+stalled {
-		t.Errorf("goroutines %d → %d over the flood, want at most one blocked writer per stalled device", goroutinesBefore, goroutinesAfter)
+		t.Errorf("goroutines %d → %d over the flood, want at most one blocked writer per stalled stream", goroutinesBefore, goroutinesAfter)
 	}
-	cancel()
 }
 
 // settle collects garbage until the heap stops shrinking and reports it and the goroutines.

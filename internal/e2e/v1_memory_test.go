@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsesync/pulsesync/internal/pushtest"
 	"github.com/pulsesync/pulsesync/internal/servertest"
 	"github.com/pulsesync/pulsesync/internal/v1test"
 	"github.com/pulsesync/pulsesync/push"
@@ -56,45 +55,10 @@ func TestV1Memory_FlatUnderAFloodWithStalledWatchers(t *testing.T) {
 		}
 		// never read
 	}
-	pushtest.WaitFor(t, func() bool { return srv.Node.Hub.Connections() == readers+stalled })
-	heapBefore, goroutinesBefore := settle()
-
-	// The flood: 10,000 bundles of 8 other sources, as their commits announce them.
 	stream := sequencer.BundleStream("alice")
-	var next atomic.Int64
-	var flood sync.WaitGroup
-	for d := range 8 {
-		flood.Go(func() {
-			for {
-				n := next.Add(1)
-				if n > commits {
-					return
-				}
-				srv.Node.Cluster.Announce(sequencer.Advance{User: stream, Seq: n, From: n,
-					Source: fmt.Sprintf("writer-%d", d), At: time.Now()})
-			}
-		})
-	}
-	flood.Wait()
-	pushtest.WaitFor(t, func() bool {
-		for i := range readers {
-			if lastSeen[i].Load() != commits {
-				return false
-			}
-		}
-		return true
+	floodIsFlat(t, srv, lastSeen[:], stalled, commits, func(n int64, source string) sequencer.Advance {
+		return sequencer.Advance{User: stream, Seq: n, From: n, Source: source, At: time.Now()}
 	})
-	heapAfter, goroutinesAfter := settle()
-	t.Logf("heap %d → %d bytes, goroutines %d → %d, for %d watch streams and %d bundles",
-		heapBefore, heapAfter, goroutinesBefore, goroutinesAfter, readers+stalled, commits)
-	// Nothing may queue per stream: the flood may cost the heap a fixed amount, never something
-	// that grows with the bundles.
-	if growth := int64(heapAfter) - int64(heapBefore); growth > 2<<20 {
-		t.Errorf("heap grew by %d bytes over the flood, want flat (under 2 MiB)", growth)
-	}
-	if goroutinesAfter > goroutinesBefore+stalled {
-		t.Errorf("goroutines %d → %d over the flood, want at most one blocked writer per stalled stream", goroutinesBefore, goroutinesAfter)
-	}
 	for _, w := range watches {
 		w.Close()
 	}
