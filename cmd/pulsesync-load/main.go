@@ -59,8 +59,8 @@ type cli struct {
 	rate                          float64
 	seed                          uint64
 
-	params                     scenarios.Params
-	tokenTTL, timeout, pushTTL time.Duration
+	params                                   scenarios.Params
+	tokenTTL, timeout, pushTTL, pollInterval time.Duration
 
 	embedded bool
 	nodes    int
@@ -112,7 +112,9 @@ func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.pushTTL, "push-timeout", 0, "a listener not told about an upload this long after it started counts in push_missed (default 5s)")
 	fs.IntVar(&p.Connections, "connections", 0, "idle WebSockets to hold (idle_ws; default 1000)")
 	fs.IntVar(&p.SourceIPs, "source-ips", 0, "spread client sockets over 127.0.0.2…127.0.0.(1+N) (idle_ws, push_listener)")
-	fs.IntVar(&p.ServerPID, "server-pid", 0, "sample this server process's RSS and report memory per connection (idle_ws)")
+	fs.IntVar(&p.ServerPID, "server-pid", 0, "sample this server process's RSS and report memory per connection (idle_ws), or measure its CPU (compare_meter)")
+	fs.StringVar(&p.DatabaseURL, "database-url", "", "the server's PostgreSQL, to measure its CPU and transactions (compare_meter); --embedded knows its own")
+	fs.DurationVar(&c.pollInterval, "poll-interval", 0, "how often a polling device downloads (compare_poller; default 1s)")
 
 	fs.BoolVar(&c.embedded, "embedded", false, "run against a throwaway deployment started in this process: PostgreSQL from the machine's binaries, --nodes pulsesync nodes on the demo tables (and in-process NATS between them), torn down at the end; excludes --url and --secret")
 	fs.IntVar(&c.nodes, "nodes", 1, "pulsesync nodes of --embedded; scenarios, in name order, are served by the nodes in turn")
@@ -254,6 +256,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		defer target.Close()
 		overrides.Secret = target.Secret
+		overrides.DatabaseURL, overrides.ServerInProcess = target.DatabaseURL, true
 		var placed string
 		reg, placed = spreadOverNodes(slices.Collect(maps.Keys(opts.Scenarios)), overrides, target.URLs)
 		opts.Target = target.Describe()
@@ -271,6 +274,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stderr, err)
 		return exitError
 	}
+	sum.Notes = append(sum.Notes, scenarios.SummaryNotes(sum)...)
 	if werr := sum.WriteText(stdout); werr != nil {
 		fmt.Fprintf(stderr, "write summary: %v\n", werr)
 		return exitError
@@ -295,8 +299,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 // checkTarget refuses flag combinations that name two targets.
 func (c *cli) checkTarget(set map[string]bool) error {
 	switch {
-	case c.embedded && (set["url"] || set["secret"]):
-		return errors.New("--embedded starts its own target: drop --url and --secret")
+	case c.embedded && (set["url"] || set["secret"] || set["database-url"]):
+		return errors.New("--embedded starts its own target: drop --url, --secret and --database-url")
 	case set["nodes"] && !c.embedded:
 		return errors.New("--nodes applies to --embedded only")
 	case c.nodes < 1:
@@ -326,7 +330,13 @@ func (c *cli) options(set map[string]bool) (loadtest.Options, error) {
 		if c.scenario == "" {
 			return opts, errors.New("either --config or --scenario is required (see --help)")
 		}
-		if pair, ok := pairPresets[c.scenario]; ok {
+		if c.scenario == "compare-polling" {
+			sc, err := c.comparePollingScenarios(set)
+			if err != nil {
+				return opts, err
+			}
+			opts.Scenarios = sc
+		} else if pair, ok := pairPresets[c.scenario]; ok {
 			sc, err := c.pairScenarios(set, pair.listen, pair.upload)
 			if err != nil {
 				return opts, err
@@ -390,6 +400,7 @@ func (c *cli) flagScenario() loadtest.Scenario {
 func (c *cli) overrides(getenv func(string) string) scenarios.Params {
 	p := c.params
 	p.TokenTTL, p.Timeout, p.PushTimeout = loadtest.Duration(c.tokenTTL), loadtest.Duration(c.timeout), loadtest.Duration(c.pushTTL)
+	p.PollInterval = loadtest.Duration(c.pollInterval)
 	if p.Secret == "" {
 		p.Secret = getenv("JWT_SECRET")
 	}

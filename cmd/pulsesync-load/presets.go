@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pulsesync/pulsesync/loadtest"
+	"github.com/pulsesync/pulsesync/loadtest/scenarios"
 )
 
 // pairPresets are --scenario names that stand for two scenarios meeting on one board: listeners
@@ -63,4 +64,37 @@ func (c *cli) pairScenarios(set map[string]bool, listen, upload string) (map[str
 			Duration: loadtest.Duration(c.duration - warmUp), Rate: rate, TimeUnit: loadtest.Duration(c.timeUnit),
 			PreAllocatedVUs: min(presetUploadVUs, maxVUs), MaxVUs: maxVUs, GracefulStop: &grace, Seed: c.seed, Params: params},
 	}, nil
+}
+
+// Shape of --scenario compare-polling where the flags leave it open.
+const (
+	compareDevices        = 1000 // --vus: devices of each phase
+	compareDevicesPerUser = 2
+	compareWarmUp         = 10 * time.Second // before each phase's window
+	comparePushTimeout    = 5 * time.Second
+)
+
+// comparePollingScenarios builds --scenario compare-polling: --vus devices served by polling,
+// then by push, each phase measured for --duration while --rate single-change uploads per second
+// go to random users of theirs (scenarios.ComparePolling).
+func (c *cli) comparePollingScenarios(set map[string]bool) (map[string]loadtest.Scenario, error) {
+	for _, f := range append(presetFlags(), "time-unit", "pre-allocated-vus", "max-vus") {
+		if set[f] {
+			return nil, fmt.Errorf("--%s does not apply to --scenario compare-polling, whose phases have their own shape (see --help)", f)
+		}
+	}
+	shape := scenarios.ComparePolling{
+		Devices: c.vus, DevicesPerUser: max(c.params.DevicesPerUser, 1), Rate: c.rate, Window: c.duration,
+		WarmUp: compareWarmUp, PushTimeout: max(c.pushTTL, comparePushTimeout),
+	}
+	if !set["vus"] {
+		shape.Devices = compareDevices
+	}
+	if !set["devices-per-user"] {
+		shape.DevicesPerUser = compareDevicesPerUser
+	}
+	if shape.Rate == 0 {
+		shape.Rate = presetRate
+	}
+	return shape.Scenarios()
 }

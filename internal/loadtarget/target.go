@@ -66,6 +66,9 @@ type Target struct {
 	URLs []string
 	// Secret is the HS256 secret the nodes verify tokens with (the dev secret).
 	Secret string
+	// DatabaseURL is the nodes' database, for measurements beside the load
+	// (transactions, PostgreSQL's processes).
+	DatabaseURL string
 
 	cfg       Config
 	pgVersion string
@@ -101,6 +104,7 @@ func Start(ctx context.Context, cfg Config) (t *Target, err error) {
 		return nil, fmt.Errorf("start throwaway PostgreSQL: %w", err)
 	}
 	dbURL := t.cluster.URL("postgres")
+	t.DatabaseURL = dbURL
 	if t.pgVersion, err = prepareDatabase(ctx, dbURL); err != nil {
 		return nil, err
 	}

@@ -85,6 +85,17 @@ type Params struct {
 	// second into server_rss_bytes and report the server's memory per open
 	// connection.
 	ServerPID int `json:"server_pid,omitempty"`
+	// ServerInProcess tells that the server runs inside the load generator's
+	// own process (--embedded): compare_meter then measures this process's
+	// CPU, client included, and says so. Not a config key.
+	ServerInProcess bool `json:"-"`
+	// DatabaseURL is the server's PostgreSQL (compare_meter): transactions
+	// are read from pg_stat_database, and the postmaster found through a
+	// backend's parent process to sum PostgreSQL's CPU.
+	DatabaseURL string `json:"database_url,omitempty"`
+	// PollInterval is how often a polling device downloads (compare_poller);
+	// default 1s.
+	PollInterval loadtest.Duration `json:"poll_interval,omitempty"`
 }
 
 // override returns p with every field that o sets replaced by o's value.
@@ -124,6 +135,9 @@ func (p Params) override(o Params) Params {
 	setInt(&p.Connections, o.Connections)
 	setInt(&p.SourceIPs, o.SourceIPs)
 	setInt(&p.ServerPID, o.ServerPID)
+	p.ServerInProcess = p.ServerInProcess || o.ServerInProcess
+	set(&p.DatabaseURL, o.DatabaseURL)
+	setDur(&p.PollInterval, o.PollInterval)
 	return p
 }
 
@@ -133,6 +147,7 @@ func (p Params) withDefaults() Params {
 		TokenTTL: loadtest.Duration(time.Hour), Timeout: loadtest.Duration(time.Minute), Schema: "business",
 		Batch: 100, Rows: 100, PrefillBatch: 1000, PrefillConcurrency: 8, Limit: 1000,
 		Transport: "ws", Board: "push", PushTimeout: loadtest.Duration(5 * time.Second), Connections: 1000,
+		PollInterval: loadtest.Duration(time.Second),
 	}.override(p)
 }
 
@@ -148,6 +163,8 @@ func (p Params) validate() error {
 		return fmt.Errorf("transport %q must be ws or sse", p.Transport)
 	case p.Connections < 1 || p.SourceIPs < 0 || p.SourceIPs > 253 || p.ServerPID < 0:
 		return errors.New("connections must be at least 1, source_ips 0…253, server_pid not negative")
+	case p.PollInterval < loadtest.Duration(10*time.Millisecond):
+		return errors.New("poll_interval must be at least 10ms")
 	case p.TokenTTL < loadtest.Duration(time.Minute):
 		return errors.New("token_ttl must be at least 1m")
 	case !strings.HasPrefix(p.URL, "http://") && !strings.HasPrefix(p.URL, "https://"):

@@ -17,6 +17,11 @@ import (
 //	push_uploader  single-change uploads published to the listeners' board
 //	idle_ws        many idle WebSockets; server memory per connection
 //	mixed          a day of devices with push, pollers and a reconnect storm; missed_or_late_seq
+//	compare_poller compare-polling: devices downloading every poll_interval
+//	compare_pusher compare-polling: devices downloading when push tells them
+//	compare_writer compare-polling: single-change uploads for random users
+//	compare_meter  compare-polling: a phase's server and PostgreSQL CPU, transactions
+//	storm          devices connecting at once, all behind: catch-up, database reads
 //
 // and the v1 bundle protocol's (docs/protocol-v1.md):
 //
@@ -30,13 +35,18 @@ func Registry(overrides Params) loadtest.Registry {
 		return func(env *loadtest.Env, raw json.RawMessage) (loadtest.Exec, error) { return f(env, raw, overrides) }
 	}
 	return loadtest.Registry{
-		"upload":        bind(newUploadExec),
-		"download":      bind(newDownloadExec),
-		"poll":          bind(newPollExec),
-		"push_listener": bind(newListenerExec),
-		"push_uploader": bind(newPushUploaderExec),
-		"idle_ws":       bind(newIdleWSExec),
-		"mixed":         bind(newMixedExec),
+		"upload":         bind(newUploadExec),
+		"download":       bind(newDownloadExec),
+		"poll":           bind(newPollExec),
+		"push_listener":  bind(newListenerExec),
+		"push_uploader":  bind(newPushUploaderExec),
+		"idle_ws":        bind(newIdleWSExec),
+		"mixed":          bind(newMixedExec),
+		"compare_poller": bind(newComparePollerExec),
+		"compare_pusher": bind(newComparePusherExec),
+		"compare_writer": bind(newCompareWriterExec),
+		"compare_meter":  bind(newCompareMeterExec),
+		"storm":          bind(newStormExec),
 
 		"v1_push":           bind(newV1PushExec),
 		"v1_pull":           bind(newV1PullExec),
