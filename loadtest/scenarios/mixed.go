@@ -267,7 +267,7 @@ func (x *mixedExec) live(ctx context.Context, vu *loadtest.VU, d *mixedDevice, h
 	defer upload.Stop()
 	var poll <-chan time.Time
 	if d.kind == kindPoll {
-		t := time.NewTicker(x.m.PollInterval.D())
+		t := time.NewTicker(x.p.PollInterval.D())
 		defer t.Stop()
 		poll = t.C
 	}

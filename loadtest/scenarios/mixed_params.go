@@ -26,13 +26,12 @@ const (
 var mixedKinds = []string{kindWS, kindSSE, kindLongPoll, kindPoll}
 
 // mixedParams are the params only the mixed exec takes, beside the common
-// ones (users, devices_per_user, …), limit and board.
+// ones (users, devices_per_user, …), limit, board and poll_interval (how
+// often a poller downloads).
 type mixedParams struct {
 	// Shares weigh the kinds of devices: "ws", "sse", "longpoll" (push
 	// channels) and "poll" (no push); default 4:2:2:2.
 	Shares map[string]float64 `json:"shares,omitempty"`
-	// PollInterval is how often a poller downloads; default 5s.
-	PollInterval loadtest.Duration `json:"poll_interval,omitempty"`
 	// UploadEvery is the mean time between a device's bursts (each gap drawn
 	// from 0.5–1.5 times it); default 10s.
 	UploadEvery loadtest.Duration `json:"upload_every,omitempty"`
@@ -63,7 +62,6 @@ func (m mixedParams) withDefaults() mixedParams {
 			*d = loadtest.Duration(v)
 		}
 	}
-	def(&m.PollInterval, 5*time.Second)
 	def(&m.UploadEvery, 10*time.Second)
 	def(&m.StormAt, 15*time.Second)
 	def(&m.BackoffBase, 500*time.Millisecond)
@@ -92,8 +90,8 @@ func (m mixedParams) validate() error {
 	switch {
 	case total <= 0:
 		return errors.New("shares: at least one kind needs a weight above 0")
-	case m.PollInterval < 0 || m.UploadEvery < 0 || m.StormAt < 0 || m.CatchUp < 0:
-		return errors.New("poll_interval, upload_every, storm_at and catchup_timeout must not be negative")
+	case m.UploadEvery < 0 || m.StormAt < 0 || m.CatchUp < 0:
+		return errors.New("upload_every, storm_at and catchup_timeout must not be negative")
 	case m.BackoffBase <= 0 || m.BackoffMax < m.BackoffBase:
 		return errors.New("backoff_base must be above 0 and backoff_max at least backoff_base")
 	case m.Burst < 1:
@@ -130,12 +128,12 @@ func (m mixedParams) kindOf(idx int) string {
 }
 
 // mixedKeys are the JSON keys of mixedParams.
-var mixedKeys = []string{"shares", "poll_interval", "upload_every", "burst", "storm_at", "backoff_base", "backoff_max", "longpoll_wait", "catchup_timeout"}
+var mixedKeys = []string{"shares", "upload_every", "burst", "storm_at", "backoff_base", "backoff_max", "longpoll_wait", "catchup_timeout"}
 
-// decodeMixedParams splits raw into the common params (with limit and
-// board) and mixed's own, each decoded strictly.
+// decodeMixedParams splits raw into the common params (with limit, board
+// and poll_interval) and mixed's own, each decoded strictly.
 func decodeMixedParams(raw json.RawMessage, o Params) (Params, mixedParams, error) {
-	common := []string{"limit", "board"}
+	common := []string{"limit", "board", "poll_interval"}
 	own, rest := map[string]json.RawMessage{}, map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(raw)) > 0 {
 		var all map[string]json.RawMessage

@@ -192,6 +192,7 @@ func TestDecodeMixedParams(t *testing.T) {
 		`{"limit": 1001}`:                 "limit",
 		`[1]`:                             "JSON object",
 		`{"poll_interval": "soon"}`:       "decode params",
+		`{"poll_interval": "1ms"}`:        "poll_interval",
 		`{"storm_at": "-1s", "burst": 1}`: "must not be negative",
 	} {
 		_, _, err := decodeMixedParams(json.RawMessage(raw), Params{})
