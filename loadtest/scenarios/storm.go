@@ -84,7 +84,11 @@ func newStormExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.Ex
 // Setup raises RLIMIT_NOFILE, fills the users' streams (not measured) and
 // reads the server's download counters.
 func (x *stormExec) Setup(ctx context.Context) error {
-	noteNoFile(x.env, 2*x.env.MaxVUs) // a socket and a download connection per device
+	fds := 2 * x.env.MaxVUs // a socket and a download connection per device
+	if x.p.ServerInProcess {
+		fds *= 2 // and the server's ends of both
+	}
+	noteNoFile(x.env, fds)
 	if err := prefill(ctx, x.p, x.clients[0]); err != nil {
 		return err
 	}
