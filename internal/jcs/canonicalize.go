@@ -446,6 +446,16 @@ func hex4(in []byte, at int) (rune, bool) {
 // every integer below 10^15 is exact in binary64 and ECMAScript writes it as plain digits.
 const maxExactDigits = 15
 
+// digitRun returns the end of the run of ASCII digits that starts at in[i], and whether the run
+// has at least one digit.
+func digitRun(in []byte, i int) (end int, ok bool) {
+	end = i
+	for end < len(in) && in[end] >= '0' && in[end] <= '9' {
+		end++
+	}
+	return end, end > i
+}
+
 // number checks the RFC 8259 number grammar and writes the value's ECMAScript form.
 func (c *canon) number() error {
 	in, start := c.in, c.pos
@@ -454,26 +464,21 @@ func (c *canon) number() error {
 		i++
 	}
 	digits := i
+	end, ok := digitRun(in, i)
 	switch {
-	case i < len(in) && in[i] == '0':
+	case ok && in[i] == '0':
 		i++
-	case i < len(in) && in[i] >= '1' && in[i] <= '9':
-		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
-			i++
-		}
+	case ok:
+		i = end
 	default:
 		c.pos = i
 		return c.fail(ErrSyntax, "invalid number")
 	}
 	plain := i-digits <= maxExactDigits
 	if i < len(in) && in[i] == '.' {
-		i++
-		if i >= len(in) || in[i] < '0' || in[i] > '9' {
+		if i, ok = digitRun(in, i+1); !ok {
 			c.pos = i
 			return c.fail(ErrSyntax, "invalid number")
-		}
-		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
-			i++
 		}
 		plain = false
 	}
@@ -482,12 +487,9 @@ func (c *canon) number() error {
 		if i < len(in) && (in[i] == '+' || in[i] == '-') {
 			i++
 		}
-		if i >= len(in) || in[i] < '0' || in[i] > '9' {
+		if i, ok = digitRun(in, i); !ok {
 			c.pos = i
 			return c.fail(ErrSyntax, "invalid number")
-		}
-		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
-			i++
 		}
 		plain = false
 	}
