@@ -333,25 +333,20 @@ func (d *jsonReader) number() error {
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
+	end, ok := digitRun(b, i)
 	switch {
-	case i < len(b) && b[i] == '0':
+	case ok && b[i] == '0':
 		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
+	case ok:
+		i = end
 	default:
 		d.i = i
 		return d.syntax("a digit")
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+		if i, ok = digitRun(b, i+1); !ok {
 			d.i = i
 			return d.syntax("a digit after '.'")
-		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -359,16 +354,23 @@ func (d *jsonReader) number() error {
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+		if i, ok = digitRun(b, i); !ok {
 			d.i = i
 			return d.syntax("a digit in the exponent")
-		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
 		}
 	}
 	d.i = i
 	return nil
+}
+
+// digitRun returns the end of the run of ASCII digits that starts at b[i], and whether the run
+// has at least one digit.
+func digitRun(b []byte, i int) (end int, ok bool) {
+	end = i
+	for end < len(b) && b[end] >= '0' && b[end] <= '9' {
+		end++
+	}
+	return end, end > i
 }
 
 // readString reads a JSON string at d.i (which holds '"'). With decode it returns the

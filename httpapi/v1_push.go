@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/pulsesync/pulsesync/pgv1"
 	"github.com/pulsesync/pulsesync/pgv1/wire"
 	"github.com/pulsesync/pulsesync/sequencer"
@@ -141,12 +139,7 @@ func appendBundleMeta(b []byte, m *pgv1.BundleMeta) []byte {
 // pushID returns the path's push_id, or answers 404 push_session_not_found when it is not a
 // lowercase dashed UUID: no such session can exist (§3.4 check 1, §3.6).
 func pushID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := chi.URLParam(r, "push_id")
-	if !wire.ValidUUID(id) {
-		refuse(w, "push_session_not_found", "push session not found")
-		return "", false
-	}
-	return id, true
+	return sessionID(w, r, "push_id", "push_session_not_found", "push session not found")
 }
 
 // stageChunk serves POST /sync/push-sessions/{push_id}/chunks (§3.4). Checks 1–3 and the

@@ -203,6 +203,18 @@ func sourceOf(ctx context.Context) string {
 	return s
 }
 
+// sessionID returns the session id the path holds as param, or answers 404 with code and msg
+// when it is not a lowercase dashed UUID: the server makes no other ids, so no such session
+// can exist.
+func sessionID(w http.ResponseWriter, r *http.Request, param, code, msg string) (string, bool) {
+	id := chi.URLParam(r, param)
+	if !wire.ValidUUID(id) {
+		refuse(w, code, msg)
+		return "", false
+	}
+	return id, true
+}
+
 // callerOf returns the request's user and source.
 func callerOf(r *http.Request) pgv1.Caller {
 	return pgv1.Caller{User: identityOf(r.Context()).User, Source: sourceOf(r.Context())}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/pulsesync/pulsesync/pgv1"
 	"github.com/pulsesync/pulsesync/pgv1/wire"
 )
@@ -78,12 +76,7 @@ func (v *v1API) checkReplacement(c pgv1.Caller, repl *pgv1.SourceReplacement) st
 // snapshotID returns the path's snapshot_id, or answers 404 snapshot_session_not_found when it
 // is not a lowercase dashed UUID (§6.2 #1: the reference answered 500).
 func snapshotID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := chi.URLParam(r, "snapshot_id")
-	if !wire.ValidUUID(id) {
-		refuse(w, "snapshot_session_not_found", "snapshot session not found")
-		return "", false
-	}
-	return id, true
+	return sessionID(w, r, "snapshot_id", "snapshot_session_not_found", "snapshot session not found")
 }
 
 // snapshotChunk serves GET /sync/snapshot-sessions/{snapshot_id} (§3.10). The answer has
