@@ -135,24 +135,30 @@ func (st pullState) refusal(req PullRequest) error {
 	if err := scopeRefusal(st.state, st.leaseLive); err != nil {
 		return err
 	}
-	switch {
-	case req.After < st.floor:
-		return &Error{Code: "history_pruned", Message: fmt.Sprintf(
-			"requested checkpoint %d is older than retained history floor %d", req.After, st.floor)}
-	case req.After > st.head:
-		return &Error{Code: "checkpoint_ahead", Message: fmt.Sprintf(
-			"requested checkpoint %d is ahead of the latest bundle %d", req.After, st.head)}
-	case req.Target == 0:
-		return nil
-	case req.Target < st.floor:
-		return &Error{Code: "history_pruned", Message: fmt.Sprintf(
-			"target_bundle_seq %d is older than retained history floor %d", req.Target, st.floor)}
-	case req.Target > st.head:
-		return &Error{Code: "checkpoint_ahead", Message: fmt.Sprintf(
-			"target_bundle_seq %d is ahead of the latest bundle %d", req.Target, st.head)}
-	case req.Target < req.After:
+	if err := st.outsideHistory("requested checkpoint", req.After); err != nil || req.Target == 0 {
+		return err
+	}
+	if err := st.outsideHistory("target_bundle_seq", req.Target); err != nil {
+		return err
+	}
+	if req.Target < req.After {
 		return &Error{Code: "invalid_request", Message: fmt.Sprintf(
 			"target_bundle_seq %d is below after_bundle_seq %d", req.Target, req.After)}
+	}
+	return nil
+}
+
+// outsideHistory refuses seq, called what in the message, when it lies outside the user's
+// committed history: history_pruned below the retained floor, checkpoint_ahead above the
+// highest bundle_seq.
+func (st pullState) outsideHistory(what string, seq int64) error {
+	switch {
+	case seq < st.floor:
+		return &Error{Code: "history_pruned", Message: fmt.Sprintf(
+			"%s %d is older than retained history floor %d", what, seq, st.floor)}
+	case seq > st.head:
+		return &Error{Code: "checkpoint_ahead", Message: fmt.Sprintf(
+			"%s %d is ahead of the latest bundle %d", what, seq, st.head)}
 	}
 	return nil
 }
