@@ -109,10 +109,8 @@ func TestCommit_ConcurrentSourcesGetDenseSeqsInCommitOrder(t *testing.T) {
 // discards at most PruneBatch, the floor follows, and row states survive.
 func TestCommit_RetentionMovesTheFloor(t *testing.T) {
 	t.Parallel()
-	s, pool := newTestStore(t, Config{RetainBundles: 3, PruneBatch: 2})
+	s, pool, c := newAliceStore(t, Config{RetainBundles: 3, PruneBatch: 2})
 	ctx := t.Context()
-	c := Caller{User: "alice", Source: "a"}
-	initialized(t, s, c)
 	floorAfter := []int64{0, 0, 0, 1, 2, 3, 4}
 	for sbid := int64(1); sbid <= 7; sbid++ {
 		key := fmt.Sprintf("00000000-0000-4000-8000-%012d", sbid)

@@ -9,7 +9,7 @@ import (
 // Every refusal of docs/protocol-v1.md §3.7, in the reference's order.
 func TestCommittedRows_Refusals(t *testing.T) {
 	t.Parallel()
-	s, pool := newReadStore(t, Config{})
+	s, pool := newTestStore(t, Config{})
 	alice := Caller{User: "alice", Source: "phone"}
 	seedUsers(t, s, "alice", 3, 1)
 	seedUsers(t, s, "bob", 5, 1)
@@ -45,7 +45,7 @@ func TestCommittedRows_Refusals(t *testing.T) {
 // returned (after, or 0, when empty), has_more iff rows remain, max_rows capped at 5000.
 func TestCommittedRows_Paging(t *testing.T) {
 	t.Parallel()
-	s, _ := newReadStore(t, Config{})
+	s, _ := newTestStore(t, Config{})
 	c := Caller{User: "alice", Source: "phone"}
 	rows := make([]seedRow, 5)
 	for i := range rows {
@@ -103,7 +103,7 @@ func TestCommittedRows_Paging(t *testing.T) {
 // max_rows is silently capped at 5000 (docs/protocol-v1.md §3.7).
 func TestCommittedRows_MaxRowsCapped(t *testing.T) {
 	t.Parallel()
-	s, pool := newReadStore(t, Config{})
+	s, pool := newTestStore(t, Config{})
 	seedUsers(t, s, "alice", 1, 1)
 	// Stretch bundle 1 to 5001 rows directly: the cap is about the page, not the contents.
 	mustExec(t, pool, `INSERT INTO sync_v1.bundle_rows (user_id, bundle_seq, row_ordinal, wire)

@@ -11,7 +11,7 @@ import (
 func TestSetRetentionFloor(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, pool := newReadStore(t, Config{})
+	s, pool := newTestStore(t, Config{})
 	seedUsers(t, s, "alice", 5, 1)
 	seedUsers(t, s, "bob", 5, 1)
 

@@ -52,7 +52,7 @@ func decodeSeqs(page PullPage) ([]int64, error) {
 // page of step 5.
 func TestPull_Checks(t *testing.T) {
 	t.Parallel()
-	s, pool := newReadStore(t, Config{})
+	s, pool := newTestStore(t, Config{})
 	ctx := context.Background()
 	seedUsers(t, s, "alice", 6, 1) // H = 6
 	mustExec(t, pool, `UPDATE sync_v1.scopes SET retained_floor = 2 WHERE user_id = 'alice'`)
@@ -116,7 +116,7 @@ func TestPull_Checks(t *testing.T) {
 // rows in bundle order exactly as stored.
 func TestPull_BundleWireObject(t *testing.T) {
 	t.Parallel()
-	s, _ := newReadStore(t, Config{})
+	s, _ := newTestStore(t, Config{})
 	rows := []seedRow{
 		userRow(testUUID(2), `Quote "and" back\slash <&> é`),
 		{table: "users", key: testUUID(1), op: "DELETE"},
@@ -150,7 +150,7 @@ func TestPull_BundleWireObject(t *testing.T) {
 func TestPull_ByteBudget(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, pool := newReadStore(t, Config{})
+	s, pool := newTestStore(t, Config{})
 	seedUsers(t, s, "alice", 5, 3)
 	var size int64
 	if err := pool.QueryRow(ctx, `SELECT byte_count FROM sync_v1.bundles WHERE user_id = 'alice' AND bundle_seq = 1`).Scan(&size); err != nil {
@@ -195,7 +195,7 @@ func TestPull_ByteBudget(t *testing.T) {
 // pulling again sees each bundle exactly once, in order (docs/protocol-v1.md §1.3).
 func TestPull_ConcurrentCommitsNeverSkip(t *testing.T) {
 	t.Parallel()
-	s, _ := newReadStore(t, Config{MaxPullBytes: 1500})
+	s, _ := newTestStore(t, Config{MaxPullBytes: 1500})
 	ctx := context.Background()
 	const writers, perWriter, readers = 4, 25, 3
 	seedUsers(t, s, "alice", 1, 1)
@@ -276,7 +276,7 @@ func TestPull_ConcurrentCommitsNeverSkip(t *testing.T) {
 // BenchmarkPull reads a user's history of 100-row bundles from checkpoint 0 to stable, page by
 // page with the client's default max_bundles, as a client catching up does.
 func BenchmarkPull(b *testing.B) {
-	s, _ := newReadStore(b, Config{})
+	s, _ := newTestStore(b, Config{})
 	const bundles, rowsPer = 200, 100
 	seedUsers(b, s, "alice", bundles, rowsPer)
 	ctx := context.Background()

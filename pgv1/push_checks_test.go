@@ -206,10 +206,8 @@ func errOf[T any](_ T, err error) error { return err }
 // docs/protocol-v1.md §3.4: the chunk checks, in the reference order.
 func TestStageChunk_Checks(t *testing.T) {
 	t.Parallel()
-	s, _ := newTestStore(t, Config{MaxRowsPerChunk: 3, MaxStagedBytes: 4096})
+	s, _, c := newAliceStore(t, Config{MaxRowsPerChunk: 3, MaxStagedBytes: 4096})
 	ctx := t.Context()
-	c := Caller{User: "alice", Source: "a"}
-	initialized(t, s, c)
 	valid := []PushRow{usersPushRow("INSERT", uuidA, 0, "x"), usersPushRow("INSERT", uuidB, 0, "y")}
 	session := func() string { return createSession(t, s, c, 1, valid, "") }
 
@@ -497,10 +495,8 @@ func TestCommitPush_Checks(t *testing.T) {
 // docs/protocol-v1.md §3.6: deleting a session.
 func TestDeletePushSession(t *testing.T) {
 	t.Parallel()
-	s, _ := newTestStore(t, Config{})
+	s, _, c := newAliceStore(t, Config{})
 	ctx := t.Context()
-	c := Caller{User: "alice", Source: "a"}
-	initialized(t, s, c)
 	rows := []PushRow{usersPushRow("INSERT", uuidA, 0, "x")}
 	wantCode(t, s.DeletePushSession(ctx, c, "x"), "push_session_not_found")
 	wantCode(t, s.DeletePushSession(ctx, c, uuidA), "push_session_not_found")

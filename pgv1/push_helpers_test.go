@@ -22,6 +22,16 @@ func newTestStore(t testing.TB, cfg Config) (*Store, *pgxpool.Pool) {
 	return NewStore(pool, reg, cfg), pool
 }
 
+// newAliceStore returns a Store with cfg over a fresh test database, its pool, and the caller
+// most push tests push as, alice's source a, with her scope initialized.
+func newAliceStore(t *testing.T, cfg Config) (*Store, *pgxpool.Pool, Caller) {
+	t.Helper()
+	s, pool := newTestStore(t, cfg)
+	c := Caller{User: "alice", Source: "a"}
+	initialized(t, s, c)
+	return s, pool, c
+}
+
 // requestHash computes a push's canonical_request_hash as a client does (docs/protocol-v1.md
 // §4.4), from the rows it sends.
 func requestHash(t testing.TB, rows []PushRow) string {

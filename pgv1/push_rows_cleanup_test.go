@@ -19,10 +19,8 @@ func stagedCount(t *testing.T, s *Store, id string) int {
 // removal of the user's expired sessions when the user creates one.
 func TestPushRows_LeaveWithTheirSession(t *testing.T) {
 	t.Parallel()
-	s, _ := newTestStore(t, Config{})
+	s, _, c := newAliceStore(t, Config{})
 	ctx := t.Context()
-	c := Caller{User: "alice", Source: "a"}
-	initialized(t, s, c)
 	rows := []PushRow{usersPushRow("INSERT", uuidA, 0, "x")}
 	staged := func(sbid int64) string {
 		id := createSession(t, s, c, sbid, rows, "")
@@ -69,10 +67,8 @@ func TestPushRows_LeaveWithTheirSession(t *testing.T) {
 // session and its rows while the call stages rows for it.
 func TestPushSweep_SkipsHeldSession(t *testing.T) {
 	t.Parallel()
-	s, _ := newTestStore(t, Config{})
+	s, _, c := newAliceStore(t, Config{})
 	ctx := t.Context()
-	c := Caller{User: "alice", Source: "a"}
-	initialized(t, s, c)
 	rows := []PushRow{usersPushRow("INSERT", uuidA, 0, "x")}
 	id := createSession(t, s, c, 1, rows, "")
 	if _, err := s.StageChunk(ctx, c, id, 0, rows); err != nil {

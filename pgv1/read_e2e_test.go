@@ -43,7 +43,7 @@ func clientHash(t testing.TB, rows []json.RawMessage) string {
 // before and after hold exactly the live rows (docs/protocol-v1.md §3.7–§3.10, §7).
 func TestReadPath_ThroughCommitPush(t *testing.T) {
 	t.Parallel()
-	s, _ := newReadStore(t, Config{})
+	s, _ := newTestStore(t, Config{})
 	ctx := t.Context()
 	phone := Caller{User: "alice", Source: "5b0e8f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"}
 	laptop := Caller{User: "alice", Source: "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a"}

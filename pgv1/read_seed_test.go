@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,18 +14,6 @@ import (
 
 	"github.com/pulsesync/pulsesync/sequencer"
 )
-
-// newReadStore returns a Store with cfg over a fresh test database holding the test schema's
-// tables, and its pool.
-func newReadStore(t testing.TB, cfg Config) (*Store, *pgxpool.Pool) {
-	t.Helper()
-	pool := newPool(t, 8)
-	reg, err := Discover(context.Background(), pool, slices.Clone(testTables))
-	if err != nil {
-		t.Fatalf("discover: %v", err)
-	}
-	return NewStore(pool, reg, cfg), pool
-}
 
 // The read path's tests seed committed state directly, the way a commit leaves it: under the
 // user's lock, the bundle_seq taken from the sequencer, bundles + bundle_rows + row_state written

@@ -76,9 +76,7 @@ func TestDiscover_SpecsAndOrder(t *testing.T) {
 // included; a generated column is ignored when pushed and served when read (§6.1 M1).
 func TestCommit_TypedValues(t *testing.T) {
 	t.Parallel()
-	s, pool := newTestStore(t, Config{})
-	c := Caller{User: "alice", Source: "a"}
-	initialized(t, s, c)
+	s, pool, c := newAliceStore(t, Config{})
 	vectorA := `{"amount":"1234567890.123456789","count":"2147483647","enabled":"1","id":"n-1","large_count":"9007199254740993","ratio":"1.2345678901234567","score":"5e-324","small_count":"-32768"}`
 	m := mustPush(t, s, c, 1, []PushRow{row("numeric_values", "id", "n-1", "INSERT", 0, vectorA)}, pushOpts{})
 	if m.RequestHash != "ce9f4105cdda62a7705ef32476ebb3b3737fb44866a4bf4eedfeaaa571eb443a" || m.BundleHash != "92fe0879f22de1e60f1bec5655f94cc641389e2ba5624666402a2a5cdd7150e3" {

@@ -14,7 +14,7 @@ import (
 // the size of one row.
 func fiveRowSnapshot(t *testing.T, cfg Config) (*Store, *pgxpool.Pool, SnapshotInfo, int64) {
 	t.Helper()
-	s, pool := newReadStore(t, cfg)
+	s, pool := newTestStore(t, cfg)
 	seedUsers(t, s, "alice", 1, 5)
 	info, err := s.CreateSnapshot(context.Background(), Caller{User: "alice"}, nil)
 	if err != nil {
@@ -243,7 +243,7 @@ func TestDeleteSnapshot_AndSweep(t *testing.T) {
 func TestSweep_ManyExpired(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, pool := newReadStore(t, Config{})
+	s, pool := newTestStore(t, Config{})
 	mustExec(t, pool, `INSERT INTO sync_v1.snapshots (snapshot_id, user_id, snapshot_bundle_seq, row_count, byte_count, expires_at, hard_expires_at)
 		SELECT gen_random_uuid(), 'u' || g, 0, 0, 0, now() - interval '1 second', now() FROM generate_series(1, $1::int) g`, 2*sweepBatch+7)
 	n, err := s.sweepSnapshots(ctx)

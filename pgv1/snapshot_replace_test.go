@@ -40,7 +40,7 @@ func readSources(t testing.TB, s *Store, user string) map[string]sourceRow {
 // start as given.
 func TestCreateSnapshot_SourceReplacement(t *testing.T) {
 	t.Parallel()
-	s, pool := newReadStore(t, Config{ReservedSources: []string{"server-writer"}})
+	s, pool := newTestStore(t, Config{ReservedSources: []string{"server-writer"}})
 	ctx := context.Background()
 	repl := func(prev, next, reason string) *SourceReplacement {
 		return &SourceReplacement{PreviousSourceID: prev, NewSourceID: next, Reason: reason}
@@ -137,7 +137,7 @@ func TestCreateSnapshot_SourceReplacement(t *testing.T) {
 // as they were.
 func TestCreateSnapshot_RefusedBuildKeepsSources(t *testing.T) {
 	t.Parallel()
-	s, _ := newReadStore(t, Config{MaxRowsPerSnapshot: 1})
+	s, _ := newTestStore(t, Config{MaxRowsPerSnapshot: 1})
 	seedUsers(t, s, "alice", 1, 2)
 	_, err := s.CreateSnapshot(context.Background(), Caller{User: "alice", Source: "old"},
 		&SourceReplacement{PreviousSourceID: "old", NewSourceID: "new", Reason: "history_pruned"})

@@ -54,7 +54,7 @@ func readAll(t testing.TB, s *Store, c Caller, info SnapshotInfo) []string {
 // one row of exactly 227 bytes, at bundle_seq 1.
 func TestCreateSnapshot_WorkedExample(t *testing.T) {
 	t.Parallel()
-	s, _ := newReadStore(t, Config{})
+	s, _ := newTestStore(t, Config{})
 	payload := `{"active":true,"email":"ann@example.com","id":"` + annID + `","name":"Ann","visits":"3"}`
 	seedBundle(t, s, "alice", "5b0e8f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
 		seedRow{table: "users", key: annID, op: "INSERT", payload: payload})
@@ -85,7 +85,7 @@ func TestCreateSnapshot_WorkedExample(t *testing.T) {
 // order within a table, tombstones left out, each row at its current version.
 func TestCreateSnapshot_RowsAndOrder(t *testing.T) {
 	t.Parallel()
-	s, _ := newReadStore(t, Config{})
+	s, _ := newTestStore(t, Config{})
 	ctx := context.Background()
 	comment := func(key string) seedRow {
 		return seedRow{table: "comments", key: key, op: "INSERT", payload: `{"body":"b","id":` + fmt.Sprintf("%q", key) + `,"post_id":null,"stars":"3"}`}
@@ -123,7 +123,7 @@ func TestCreateSnapshot_RowsAndOrder(t *testing.T) {
 // The scope checks of docs/protocol-v1.md §3.9 step 3.
 func TestCreateSnapshot_ScopeRefusals(t *testing.T) {
 	t.Parallel()
-	s, pool := newReadStore(t, Config{})
+	s, pool := newTestStore(t, Config{})
 	mustExec(t, pool, `INSERT INTO sync_v1.scopes (user_id, state, lease_source_id, lease_expires_at, initialization_id)
 		VALUES ('leased', 'initializing', 'p', now() + interval '1 hour', gen_random_uuid()),
 		       ('lapsed', 'initializing', 'p', now() - interval '1 second', gen_random_uuid())`)
@@ -142,7 +142,7 @@ func TestCreateSnapshot_ScopeRefusals(t *testing.T) {
 func TestCreateSnapshot_Limits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, pool := newReadStore(t, Config{})
+	s, pool := newTestStore(t, Config{})
 	seedUsers(t, s, "alice", 1, 3)
 	probe, err := s.CreateSnapshot(ctx, Caller{User: "alice"}, nil)
 	if err != nil {
@@ -189,7 +189,7 @@ func TestCreateSnapshot_Limits(t *testing.T) {
 func TestCreateSnapshot_PerUserCap(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := newReadStore(t, Config{MaxSnapshotsPerUser: 2})
+	s, _ := newTestStore(t, Config{MaxSnapshotsPerUser: 2})
 	seedUsers(t, s, "alice", 1, 1)
 	seedUsers(t, s, "bob", 1, 1)
 	alice, bob := Caller{User: "alice"}, Caller{User: "bob"}
@@ -224,7 +224,7 @@ func TestCreateSnapshot_PerUserCap(t *testing.T) {
 func TestCreateSnapshot_BuildCapacity(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := newReadStore(t, Config{MaxConcurrentSnapshotBuilds: 1, LockWait: time.Minute})
+	s, _ := newTestStore(t, Config{MaxConcurrentSnapshotBuilds: 1, LockWait: time.Minute})
 	seedUsers(t, s, "alice", 1, 1)
 	seedUsers(t, s, "bob", 1, 1)
 
@@ -296,7 +296,7 @@ func TestAdmission_RetryAfterSpreadsRefusals(t *testing.T) {
 // BenchmarkSnapshot builds a snapshot of 20,000 live rows, reads all its chunks with the
 // client's default budgets and deletes it, as a client hydrating does.
 func BenchmarkSnapshot(b *testing.B) {
-	s, _ := newReadStore(b, Config{})
+	s, _ := newTestStore(b, Config{})
 	const bundles, rowsPer = 20, 1000
 	seedUsers(b, s, "alice", bundles, rowsPer)
 	ctx := context.Background()

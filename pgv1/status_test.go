@@ -9,7 +9,7 @@ import (
 func TestStatus(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, pool := newReadStore(t, Config{})
+	s, pool := newTestStore(t, Config{})
 	if st, err := s.Status(ctx); err != nil || st != (Status{}) {
 		t.Fatalf("empty store: %+v, %v", st, err)
 	}

@@ -10,7 +10,7 @@ import (
 func TestCheckWatch_AndLatestBundleSeq(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, pool := newReadStore(t, Config{})
+	s, pool := newTestStore(t, Config{})
 	seedUsers(t, s, "alice", 3, 1)
 	mustExec(t, pool, `INSERT INTO sync_v1.scopes (user_id, state, lease_source_id, lease_expires_at, initialization_id)
 		VALUES ('leased', 'initializing', 'p', now() + interval '1 hour', gen_random_uuid())`)
