@@ -211,7 +211,7 @@ func (x *pollerExec) Iterate(ctx context.Context, vu *loadtest.VU) error {
 	select {
 	case <-t.C:
 	case <-vu.Draining().Done():
-		x.leave(d)
+		x.drain(d)
 		return nil
 	}
 	err := x.catchUp(ctx, d)
@@ -220,9 +220,17 @@ func (x *pollerExec) Iterate(ctx context.Context, vu *loadtest.VU) error {
 		d.due = now.Add(interval) // a slow download delays the schedule instead of bursting
 	}
 	if vu.Draining().Err() != nil {
-		x.leave(d) // the engine calls no further iteration
+		x.drain(d) // the engine calls no further iteration
 	}
 	return err
+}
+
+// drain takes a device out of the phase and lets its idle connection go, so
+// that the next phase's devices do not share the file descriptor limit with
+// this one's kept-alive connections.
+func (x *pollerExec) drain(d *syncDevice) {
+	x.leave(d)
+	x.client.CloseIdleConnections()
 }
 
 // Teardown counts timed-out pairs and closes idle connections.
