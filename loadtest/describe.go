@@ -25,6 +25,12 @@ func (s Scenario) describe() string {
 		shape = fmt.Sprintf("%d iterations shared among %d VUs (maxDuration: %s)", s.Iterations, s.VUs, s.MaxDuration)
 	case PerVUIterations:
 		shape = fmt.Sprintf("%d iterations for each of %d VUs (maxDuration: %s)", s.Iterations, s.VUs, s.MaxDuration)
+	case ExternallyControlled:
+		length := "until stopped"
+		if s.Duration > 0 {
+			length = "for " + s.Duration.String()
+		}
+		shape = fmt.Sprintf("%d-%d VUs set through the control API, %s", s.VUs, s.MaxVUs, length)
 	default:
 		shape = s.Executor
 	}

@@ -19,6 +19,8 @@ const (
 	RampingArrivalRate  = "ramping-arrival-rate"
 	PerVUIterations     = "per-vu-iterations"
 	SharedIterations    = "shared-iterations"
+	// ExternallyControlled runs the VUs that Options.Control asks for (k6's REST API).
+	ExternallyControlled = "externally-controlled"
 )
 
 // Defaults applied by Scenario.withDefaults, as in k6.
@@ -65,6 +67,10 @@ type Options struct {
 	// final one ending in a newline: for a terminal (k6 shows its progress
 	// bar only on one).
 	Progress io.Writer `json:"-"`
+	// Control, when set, steers the test from outside (k6's REST API): it scales the
+	// externally-controlled scenario, pauses, resumes and stops. A test with an
+	// externally-controlled scenario needs one.
+	Control *Control `json:"-"`
 	// Target says what the test runs against (a URL, an embedded deployment and its
 	// settings); the summary repeats it so that a figure never loses its context.
 	Target string `json:"-"`
@@ -97,9 +103,11 @@ type Scenario struct {
 	// scenario's env to its script.
 	Env map[string]string `json:"env,omitempty"`
 
-	// VUs: constant-vus, per-vu-iterations and shared-iterations; 0 means 1.
+	// VUs: constant-vus, per-vu-iterations and shared-iterations, 0 meaning 1;
+	// externally-controlled, the VUs running at the start (0 is allowed).
 	VUs int `json:"vus,omitempty"`
-	// Duration: constant-vus and constant-arrival-rate; required.
+	// Duration: constant-vus and constant-arrival-rate, required; externally-controlled,
+	// where 0 means until the test is stopped.
 	Duration Duration `json:"duration,omitempty"`
 	// Iterations: per VU in per-vu-iterations, in all in shared-iterations; 0 means 1.
 	Iterations int `json:"iterations,omitempty"`
@@ -123,7 +131,8 @@ type Scenario struct {
 	TimeUnit Duration `json:"timeUnit,omitempty"`
 	// PreAllocatedVUs: the arrival-rate executors; required (at least 1).
 	PreAllocatedVUs int `json:"preAllocatedVUs,omitempty"`
-	// MaxVUs: the arrival-rate executors; 0 means PreAllocatedVUs.
+	// MaxVUs: the arrival-rate executors, 0 meaning PreAllocatedVUs; externally-controlled,
+	// the most VUs the control may ask for, 0 meaning VUs.
 	MaxVUs int `json:"maxVUs,omitempty"`
 }
 
@@ -207,6 +216,9 @@ func (o Options) scenarioNames() []string {
 }
 
 func (s Scenario) withDefaults() Scenario {
+	if s.GracefulStop == nil && s.Executor == ExternallyControlled {
+		s.GracefulStop = new(Duration(0)) // as in k6, it has none
+	}
 	if s.GracefulStop == nil {
 		d := Duration(DefaultGracefulStop)
 		s.GracefulStop = &d
@@ -234,6 +246,10 @@ func (s Scenario) withDefaults() Scenario {
 		if s.GracefulRampDown == nil {
 			d := Duration(DefaultGracefulStop)
 			s.GracefulRampDown = &d
+		}
+	case ExternallyControlled:
+		if s.MaxVUs == 0 {
+			s.MaxVUs = s.VUs
 		}
 	case ConstantArrivalRate, RampingArrivalRate:
 		if s.TimeUnit == 0 {
@@ -298,6 +314,13 @@ func (s Scenario) validate() error {
 			return fmt.Errorf("%s needs a positive timeUnit and a startRate not negative", s.Executor)
 		}
 		return s.validateArrivalVUs()
+	case ExternallyControlled:
+		if *s.GracefulStop != 0 {
+			return fmt.Errorf("%s has no gracefulStop (as in k6): its VUs stop when the test does", s.Executor)
+		}
+		if s.VUs < 0 || s.MaxVUs < max(s.VUs, 1) || s.Duration < 0 {
+			return fmt.Errorf("%s needs vus >= 0, maxVUs >= max(vus, 1) and a duration not negative (0: until stopped)", s.Executor)
+		}
 	case "":
 		return fmt.Errorf("executor is required")
 	default:
@@ -346,7 +369,7 @@ func (s Scenario) maxVUs() int {
 			m = max(m, st.Target)
 		}
 		return m
-	case ConstantArrivalRate, RampingArrivalRate:
+	case ConstantArrivalRate, RampingArrivalRate, ExternallyControlled:
 		return s.MaxVUs
 	default:
 		return s.VUs

@@ -71,29 +71,66 @@ func (g *rampGate) set(target int) (old int) {
 }
 
 func (s *scenarioRun) rampingVUs(hard, drain context.Context, wg *sync.WaitGroup) {
-	n := s.cfg.maxVUs()
-	s.vus.allocate(n)
-	gate := &rampGate{changed: make(chan struct{})}
-	slots := make([]*rampSlot, n)
-	for i := range slots {
-		slots[i] = &rampSlot{idx: i, vu: s.newVU(i, nil)}
-		wg.Go(func() { s.runSlot(hard, drain, gate, slots[i]) })
-	}
-	current := 0
-	defer func() { s.vus.active.Add(-int64(current)) }()
+	pool := s.startSlots(hard, drain, wg, s.cfg.maxVUs(), s.cfg.GracefulRampDown.D())
+	defer pool.close()
 	begin := time.Now()
 	for _, st := range rampSchedule(*s.cfg.StartVUs, s.cfg.Stages) {
 		if !sleep(hard, time.Until(begin.Add(st.at))) {
 			return
 		}
-		gate.set(st.target)
-		for _, sl := range slots[min(st.target, current):current] {
-			sl.rampDown(s.cfg.GracefulRampDown.D())
-		}
-		s.vus.active.Add(int64(st.target - current))
-		current = st.target
+		pool.scale(st.target)
 	}
 	sleep(hard, time.Until(begin.Add(stagesDuration(s.cfg.Stages).D())))
+}
+
+// slotPool is a scenario's VUs whose number is set from outside: by the stages of
+// ramping-vus, or by the control API of externally-controlled. Every slot has its
+// goroutine from the start; the target says how many of them run iterations.
+type slotPool struct {
+	s     *scenarioRun
+	gate  *rampGate
+	slots []*rampSlot
+	grace time.Duration // a slot scaled away is interrupted after this; negative: never
+
+	mu      sync.Mutex
+	current int
+	closed  bool // the schedule ended: scale does nothing
+}
+
+// startSlots starts n slots, all idle until the first scale.
+func (s *scenarioRun) startSlots(hard, drain context.Context, wg *sync.WaitGroup, n int, grace time.Duration) *slotPool {
+	s.vus.allocate(n)
+	p := &slotPool{s: s, gate: &rampGate{changed: make(chan struct{})}, slots: make([]*rampSlot, n), grace: grace}
+	for i := range p.slots {
+		p.slots[i] = &rampSlot{idx: i, vu: s.newVU(i, nil)}
+		wg.Go(func() { s.runSlot(hard, drain, p.gate, p.slots[i]) })
+	}
+	return p
+}
+
+// scale makes target slots (at most all of them) run iterations; the slots above it drain.
+// It is safe to call from any goroutine.
+func (p *slotPool) scale(target int) {
+	target = min(target, len(p.slots))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.gate.set(target)
+	for _, sl := range p.slots[min(target, p.current):p.current] {
+		sl.rampDown(p.grace)
+	}
+	p.s.vus.active.Add(int64(target - p.current))
+	p.current = target
+}
+
+// close takes the pool's VUs out of the run's active count once its schedule ended.
+func (p *slotPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.s.vus.active.Add(-int64(p.current))
+	p.current, p.closed = 0, true
 }
 
 // runSlot runs iterations while the slot is within the target.
@@ -138,7 +175,7 @@ func (sl *rampSlot) activate(hard, drain context.Context, gate *rampGate) (conte
 }
 
 // rampDown asks the slot's VU to stop after its iteration, and interrupts the
-// iteration if it has not ended after grace.
+// iteration if it has not ended after grace (never when grace is negative).
 func (sl *rampSlot) rampDown(grace time.Duration) {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
@@ -146,7 +183,7 @@ func (sl *rampSlot) rampDown(grace time.Duration) {
 		return
 	}
 	sl.drainCancel()
-	if sl.interrupt == nil {
+	if sl.interrupt == nil && grace >= 0 {
 		sl.interrupt = time.AfterFunc(grace, sl.iterCancel)
 	}
 }

@@ -59,8 +59,11 @@ func prepare(opts Options, reg Registry) (*plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: scenario %q: exec %q: %w", ErrBadOptions, name, sc.Exec, err)
 		}
-		p.scenarios = append(p.scenarios, newScenarioRun(name, sc, exec, nextID, view, p.vus, opts.Logger))
+		p.scenarios = append(p.scenarios, newScenarioRun(name, sc, exec, nextID, view, p.vus, opts.Control, opts.Logger))
 		nextID += sc.maxVUs()
+	}
+	if err := checkExternal(opts); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
 	}
 	th, err := compileThresholds(p.metrics, opts.Thresholds)
 	if err != nil {
@@ -68,6 +71,24 @@ func prepare(opts Options, reg Registry) (*plan, error) {
 	}
 	p.thresholds = th
 	return p, nil
+}
+
+// checkExternal allows at most one externally-controlled scenario, since the control API's
+// vus are one number, and only with a Control to steer it.
+func checkExternal(opts Options) error {
+	var ext []string
+	for _, name := range opts.scenarioNames() {
+		if opts.Scenarios[name].Executor == ExternallyControlled {
+			ext = append(ext, name)
+		}
+	}
+	switch {
+	case len(ext) > 1:
+		return fmt.Errorf("scenarios %q are all externally-controlled; the control API scales one", ext)
+	case len(ext) == 1 && opts.Control == nil:
+		return fmt.Errorf("scenario %q is externally-controlled but nothing controls the test (Options.Control; the binary serves it on --address)", ext[0])
+	}
+	return nil
 }
 
 // Run runs a test: every scenario's Setup (in name order), then all scenarios
@@ -79,6 +100,7 @@ func prepare(opts Options, reg Registry) (*plan, error) {
 // error. The error is non-nil when the options are invalid (ErrBadOptions,
 // ErrUnknownExec, ErrBadThreshold), a Setup failed (ErrSetup; nothing was
 // measured) or ctx was cancelled (ErrInterrupted; the Summary covers what ran).
+// A test stopped through Options.Control is not an error: its summary says so.
 func Run(ctx context.Context, opts Options, reg Registry) (Summary, error) {
 	opts, err := opts.resolve()
 	if err != nil {
@@ -89,6 +111,14 @@ func Run(ctx context.Context, opts Options, reg Registry) (Summary, error) {
 		return Summary{}, err
 	}
 	log := opts.Logger
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	if opts.Control != nil {
+		if err := opts.Control.bind(p, cancelRun); err != nil {
+			return Summary{}, err
+		}
+		defer opts.Control.end() // on an early return; a second end changes nothing
+	}
 
 	for i, sr := range p.scenarios {
 		if err := sr.exec.Setup(ctx); err != nil {
@@ -97,8 +127,6 @@ func Run(ctx context.Context, opts Options, reg Registry) (Summary, error) {
 		}
 	}
 
-	runCtx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
 	start := time.Now()
 	log.Info("test started", "scenarios", len(p.scenarios))
 
@@ -131,6 +159,9 @@ func Run(ctx context.Context, opts Options, reg Registry) (Summary, error) {
 	watchers.Wait()
 	log.Info("test finished", "dur_ms", elapsed.Milliseconds())
 
+	if opts.Control != nil && opts.Control.end() {
+		p.shared.note("stopped through the control API")
+	}
 	p.teardown(ctx, p.scenarios)
 	if err := p.metrics.set.out.flush(); err != nil {
 		p.shared.note(fmt.Sprintf("sample output failed; it holds the samples before the error: %v", err))

@@ -18,6 +18,7 @@ type scenarioRun struct {
 	firstID int // VU id of IDInScenario 1
 	log     *slog.Logger
 	vus     *vuCounts
+	ctl     *Control // nil when nothing steers the test
 
 	iterations *Counter
 	iterDur    *Trend
@@ -43,10 +44,10 @@ func (c *vuCounts) allocate(n int) {
 	c.vusMax.Set(float64(c.allocated.Add(int64(n))))
 }
 
-func newScenarioRun(name string, cfg Scenario, exec Exec, firstID int, m *Metrics, vus *vuCounts, log *slog.Logger) *scenarioRun {
+func newScenarioRun(name string, cfg Scenario, exec Exec, firstID int, m *Metrics, vus *vuCounts, ctl *Control, log *slog.Logger) *scenarioRun {
 	tags := Tags{"scenario": name}
 	return &scenarioRun{
-		name: name, cfg: cfg, exec: exec, firstID: firstID, vus: vus,
+		name: name, cfg: cfg, exec: exec, firstID: firstID, vus: vus, ctl: ctl,
 		log:        log.With("scenario", name),
 		iterations: m.Counter("iterations", Default, tags),
 		iterDur:    m.Trend("iteration_duration", Time, tags),
@@ -65,9 +66,12 @@ func (s *scenarioRun) newVU(idx int, drain context.Context) *VU {
 	}
 }
 
-// iterate runs one iteration of vu. As in k6, an iteration cut short by ctx
-// (gracefulStop over, test aborted) is not counted in iterations.
+// iterate runs one iteration of vu, once the test is not paused. As in k6, an iteration
+// cut short by ctx (gracefulStop over, test aborted) is not counted in iterations.
 func (s *scenarioRun) iterate(ctx context.Context, vu *VU) {
+	if s.ctl != nil && !s.ctl.waitResumed(ctx, vu.drain) {
+		return
+	}
 	start := time.Now()
 	err := s.exec.Iterate(ctx, vu)
 	vu.Iteration++
@@ -109,6 +113,8 @@ func (s *scenarioRun) run(ctx context.Context) {
 		s.sharedIterations(hard, drain, &wg)
 	case ConstantArrivalRate, RampingArrivalRate:
 		s.arrivalRate(hard, drain, &wg)
+	case ExternallyControlled:
+		s.externallyControlled(hard, drain, &wg)
 	}
 	startDrain()
 
