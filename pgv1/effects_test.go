@@ -21,6 +21,40 @@ type wireRow struct {
 	Payload    json.RawMessage `json:"payload"`
 }
 
+// hashRow is r as the hashes of docs/protocol-v1.md §4 take it: key and payload canonical
+// (RFC 8785), the row's version as given.
+func (r wireRow) hashRow(t testing.TB) wire.HashRow {
+	t.Helper()
+	key, err := jcs.Canonicalize(r.Key)
+	if err != nil {
+		t.Fatalf("canonical key %s: %v", r.Key, err)
+	}
+	h := wire.HashRow{Schema: r.Schema, Table: r.Table, Key: key, Op: r.Op, Version: r.RowVersion}
+	if r.Payload != nil {
+		if h.Payload, err = jcs.Canonicalize(r.Payload); err != nil {
+			t.Fatalf("canonical payload %s: %v", r.Payload, err)
+		}
+	}
+	return h
+}
+
+// clientHash recomputes a bundle's hash and byte count from its rows as a reader served them,
+// as a client does (docs/protocol-v1.md §4.3): the reads must serve exactly the payloads the
+// commit hashed. It returns the rows decoded.
+func clientHash(t testing.TB, raws []json.RawMessage) (hash string, size int64, rows []wireRow) {
+	t.Helper()
+	rows = make([]wireRow, len(raws))
+	hr := make([]wire.HashRow, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal(raw, &rows[i]); err != nil {
+			t.Fatalf("row %s: %v", raw, err)
+		}
+		hr[i] = rows[i].hashRow(t)
+	}
+	hash, size = wire.BundleHash(hr)
+	return hash, size, rows
+}
+
 // verifiedBundle reads bundle seq of user, recomputes its hash from the stored rows as a client
 // does from the rows it reads (docs/protocol-v1.md §4.3), fails the test when it differs from
 // the stored hash or byte count, and returns the rows.
@@ -32,29 +66,17 @@ func verifiedBundle(t *testing.T, pool *pgxpool.Pool, user string, seq int64) []
 		user, seq).Scan(&hash, &size, &count); err != nil {
 		t.Fatalf("read bundle %d: %v", seq, err)
 	}
-	var rows []wireRow
-	var hr []wire.HashRow
-	for _, w := range bundleWires(t, pool, user, seq) {
-		var r wireRow
-		if err := json.Unmarshal([]byte(w), &r); err != nil {
-			t.Fatalf("stored row %s: %v", w, err)
-		}
-		key, err := jcs.Canonicalize(r.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := wire.HashRow{Schema: r.Schema, Table: r.Table, Key: key, Op: r.Op, Version: r.RowVersion}
-		if r.Payload != nil {
-			if h.Payload, err = jcs.Canonicalize(r.Payload); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if r.RowVersion != seq {
-			t.Errorf("bundle %d row %s has row_version %d", seq, w, r.RowVersion)
-		}
-		rows, hr = append(rows, r), append(hr, h)
+	wires := bundleWires(t, pool, user, seq)
+	raws := make([]json.RawMessage, len(wires))
+	for i, w := range wires {
+		raws[i] = json.RawMessage(w)
 	}
-	gotHash, gotSize := wire.BundleHash(hr)
+	gotHash, gotSize, rows := clientHash(t, raws)
+	for _, r := range rows {
+		if r.RowVersion != seq {
+			t.Errorf("bundle %d row %s/%s has row_version %d", seq, r.Table, r.Key, r.RowVersion)
+		}
+	}
 	if gotHash != hash || gotSize != size || int64(len(rows)) != count {
 		t.Fatalf("bundle %d: recomputed hash %s (%d bytes, %d rows), stored %s (%d bytes, %d rows)", seq, gotHash, gotSize, len(rows), hash, size, count)
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pulsesync/pulsesync/internal/jcs"
 	"github.com/pulsesync/pulsesync/pgv1/wire"
 )
 
@@ -38,16 +37,7 @@ func requestHash(t testing.TB, rows []PushRow) string {
 	t.Helper()
 	hr := make([]wire.HashRow, len(rows))
 	for i, r := range rows {
-		key, err := jcs.Canonicalize(r.Key)
-		if err != nil {
-			t.Fatalf("canonical key: %v", err)
-		}
-		hr[i] = wire.HashRow{Schema: r.Schema, Table: r.Table, Key: key, Op: r.Op, Version: r.BaseRowVersion}
-		if r.Payload != nil {
-			if hr[i].Payload, err = jcs.Canonicalize(r.Payload); err != nil {
-				t.Fatalf("canonical payload: %v", err)
-			}
-		}
+		hr[i] = wireRow{Schema: r.Schema, Table: r.Table, Key: r.Key, Op: r.Op, RowVersion: r.BaseRowVersion, Payload: r.Payload}.hashRow(t)
 	}
 	return wire.RequestHash(hr)
 }

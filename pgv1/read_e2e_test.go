@@ -3,39 +3,7 @@ package pgv1
 import (
 	"encoding/json"
 	"testing"
-
-	"github.com/pulsesync/pulsesync/internal/jcs"
-	"github.com/pulsesync/pulsesync/pgv1/wire"
 )
-
-// clientHash recomputes a bundle's hash from the rows a read served, as a client does
-// (docs/protocol-v1.md §4.3): the reads must serve exactly the payloads the commit hashed.
-func clientHash(t testing.TB, rows []json.RawMessage) string {
-	t.Helper()
-	hr := make([]wire.HashRow, len(rows))
-	for i, raw := range rows {
-		var r struct {
-			Schema, Table, Op string
-			Key, Payload      json.RawMessage
-			RowVersion        int64 `json:"row_version"`
-		}
-		if err := json.Unmarshal(raw, &r); err != nil {
-			t.Fatalf("row %s: %v", raw, err)
-		}
-		key, err := jcs.Canonicalize(r.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hr[i] = wire.HashRow{Schema: r.Schema, Table: r.Table, Key: key, Op: r.Op, Version: r.RowVersion}
-		if r.Payload != nil {
-			if hr[i].Payload, err = jcs.Canonicalize(r.Payload); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	h, _ := wire.BundleHash(hr)
-	return h
-}
 
 // End to end through the write path: bundles committed by CommitPush (the §7 seed, a post with
 // a comment whose trigger changes the post, a delete that cascades) read back by pull page by
@@ -94,7 +62,7 @@ func TestReadPath_ThroughCommitPush(t *testing.T) {
 		if err := json.Unmarshal(page.Bundles[0], &b); err != nil {
 			t.Fatal(err)
 		}
-		if got := clientHash(t, b.Rows); got != b.BundleHash || b.BundleSeq != after+1 {
+		if got, _, _ := clientHash(t, b.Rows); got != b.BundleHash || b.BundleSeq != after+1 {
 			t.Fatalf("pulled bundle %d: hash %s, stored %s", b.BundleSeq, got, b.BundleHash)
 		}
 		var paged []json.RawMessage
@@ -112,7 +80,7 @@ func TestReadPath_ThroughCommitPush(t *testing.T) {
 				break
 			}
 		}
-		if int64(len(paged)) != b.RowCount || clientHash(t, paged) != b.BundleHash {
+		if got, _, _ := clientHash(t, paged); int64(len(paged)) != b.RowCount || got != b.BundleHash {
 			t.Fatalf("committed rows of bundle %d: %d rows do not verify", b.BundleSeq, len(paged))
 		}
 		after, target = b.BundleSeq, page.StableBundleSeq
