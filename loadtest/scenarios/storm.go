@@ -26,7 +26,7 @@ import (
 // p99), storm_catchup (dial → caught up, per device), storm_caught_up (rate
 // of devices caught up by the end), storm_all_caught_up (gauge: first dial
 // of the storm → last device caught up), and from the server's GET /metrics
-// before and after the storm, pulsesync_downloads_total by answered_from:
+// before the first dial and after the storm, pulsesync_downloads_total by answered_from:
 // storm_db_reads_per_user and storm_db_reads_per_device (downloads the
 // database answered; one page is one read), storm_memory_answers.
 type stormExec struct {
@@ -46,8 +46,11 @@ type stormExec struct {
 	mu      sync.Mutex
 	start   time.Time // the storm's first dial
 	caught  int
-	before  downloadCounts
 	metrics string // the server's /metrics URL
+
+	begin     sync.Once // the first device reads the counters; the others wait for it
+	before    downloadCounts
+	beforeErr error
 }
 
 // stormDevice is a storm VU's state.
@@ -81,26 +84,27 @@ func newStormExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.Ex
 	return x, nil
 }
 
-// Setup raises RLIMIT_NOFILE, fills the users' streams (not measured) and
-// reads the server's download counters.
+// Setup raises RLIMIT_NOFILE and fills the users' streams (not measured).
 func (x *stormExec) Setup(ctx context.Context) error {
 	fds := 2 * x.env.MaxVUs // a socket and a download connection per device
 	if x.p.ServerInProcess {
 		fds *= 2 // and the server's ends of both
 	}
 	noteNoFile(x.env, fds)
-	if err := prefill(ctx, x.p, x.clients[0]); err != nil {
-		return err
-	}
-	var err error
-	x.before, err = readDownloadCounts(ctx, x.clients[0], x.metrics)
-	return err
+	return prefill(ctx, x.p, x.clients[0])
 }
 
 // Iterate connects the device, catches it up and holds its connection until
 // the VU drains; after a failure it backs off and the next iteration
-// reconnects from the cursor.
+// reconnects from the cursor. The storm's first iteration reads the server's
+// download counters before any device dials, so that only the storm's own
+// downloads count, whatever else the run did before.
 func (x *stormExec) Iterate(ctx context.Context, vu *loadtest.VU) error {
+	x.begin.Do(func() { x.before, x.beforeErr = readDownloadCounts(ctx, x.clients[0], x.metrics) })
+	if x.beforeErr != nil {
+		<-vu.Draining().Done() // one failure is enough; no retry loop
+		return x.beforeErr
+	}
 	d, ok := vu.Data.(*stormDevice)
 	if !ok {
 		d = &stormDevice{syncDevice: syncDevice{cred: newCredential(x.p, x.p.userOf(vu.IDInScenario-1), x.p.device(vu.ID, ""))}}
@@ -164,6 +168,12 @@ func (x *stormExec) caughtUpAt(d *stormDevice, t time.Time) {
 // user and per device, with a note.
 func (x *stormExec) Teardown(ctx context.Context) error {
 	defer closeIdle(x.clients...)
+	x.mu.Lock()
+	started, caught := !x.start.IsZero(), x.caught
+	x.mu.Unlock()
+	if x.beforeErr != nil || !started {
+		return nil // no storm to report on
+	}
 	after, err := readDownloadCounts(ctx, x.clients[0], x.metrics)
 	if err != nil {
 		return err
@@ -174,9 +184,6 @@ func (x *stormExec) Teardown(ctx context.Context) error {
 	x.readsPerUser.Set(db / float64(users))
 	x.readsPerDev.Set(db / float64(devices))
 	x.fromMemory.Set(after.memory - x.before.memory)
-	x.mu.Lock()
-	caught := x.caught
-	x.mu.Unlock()
 	x.env.Note("%d devices of %d users, %d caught up; %.0f downloads answered by the database (%.2f per user, %.2f per device) and %.0f from memory, by the server's pulsesync_downloads_total",
 		devices, users, caught, db, db/float64(users), db/float64(devices), after.memory-x.before.memory)
 	return nil
