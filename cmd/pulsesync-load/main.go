@@ -64,6 +64,7 @@ type cli struct {
 
 	embedded bool
 	nodes    int
+	address  string
 }
 
 // shapeFlags describe a single scenario and make no sense with --config.
@@ -79,10 +80,11 @@ func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
 	fs.StringVar(&c.out, "out", "", "write every sample to an output: json=`file`, one JSON line per sample in k6's JSON output format")
 	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "comma-separated trend values the summary shows, e.g. 'avg,med,p(99.9),max' (avg, min, med, max, count, p(N)); overrides the config's summaryTrendStats")
+	fs.StringVar(&c.address, "address", defaultAddress, "serve the control API (k6's REST API: GET and PATCH /v1/status) on `host:port`, for the verbs status, scale, pause, resume and stop; empty: none")
 	fs.Var(&c.thresholds, "threshold", "add a threshold `selector=expr`, e.g. 'http_req_duration{endpoint:upload}=p(99)<50' (repeatable)")
 
 	fs.StringVar(&c.scenario, "scenario", "", "run one scenario without --config: upload, download, poll, idle_ws, push_listener, push_uploader, v1_push, v1_pull, v1_snapshot, v1_watch or v1_watch_uploader; or push (v0) or watch (v1): --vus listeners (default 100) and, after a warm-up of a fifth of --duration, --rate uploads per --time-unit (default 20) for their users, measuring push_latency or watch_latency")
-	fs.StringVar(&c.executor, "executor", "", "executor of --scenario: constant-vus, ramping-vus, constant-arrival-rate, ramping-arrival-rate, per-vu-iterations or shared-iterations; default ramping-vus with --stage, constant-arrival-rate with --rate, shared-iterations with --iterations, else constant-vus")
+	fs.StringVar(&c.executor, "executor", "", "executor of --scenario: constant-vus, ramping-vus, constant-arrival-rate, ramping-arrival-rate, per-vu-iterations, shared-iterations or externally-controlled (--vus at the start, at most --max-vus, for --duration, 0: until stopped); default ramping-vus with --stage, constant-arrival-rate with --rate, shared-iterations with --iterations, else constant-vus")
 	fs.IntVar(&c.vus, "vus", 1, "VUs of --scenario (constant-vus, per-vu-iterations, shared-iterations; startVUs of ramping-vus)")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "duration of --scenario (constant-vus, constant-arrival-rate)")
 	fs.IntVar(&c.iterations, "iterations", 0, "iterations of --scenario: shared among the VUs (shared-iterations) or per VU (per-vu-iterations)")
@@ -90,7 +92,7 @@ func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.rate, "rate", 0, "iterations started per --time-unit (constant-arrival-rate; startRate of ramping-arrival-rate)")
 	fs.DurationVar(&c.timeUnit, "time-unit", time.Second, "time unit of --rate and of ramping-arrival-rate's targets")
 	fs.IntVar(&c.preAllocated, "pre-allocated-vus", 0, "VUs ready at the start (arrival-rate executors); default --vus")
-	fs.IntVar(&c.maxVUs, "max-vus", 0, "most VUs (arrival-rate executors); default --pre-allocated-vus")
+	fs.IntVar(&c.maxVUs, "max-vus", 0, "most VUs (arrival-rate executors, default --pre-allocated-vus; externally-controlled, default --vus)")
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the VUs' random sources for --scenario")
 
 	p := &c.params
@@ -126,6 +128,10 @@ Usage:
   pulsesync-load --config loadtest/scenarios/upload-batch100.json [flags]
   pulsesync-load --scenario upload --vus 16 --duration 30s --batch 100 [flags]
   pulsesync-load --embedded --scenario push --duration 10s [flags]
+  pulsesync-load status|scale|pause|resume|stop [--address host:port] [--vus N]
+
+The verbs steer a running test through its control API (--address), as k6's
+do: scale sets an externally-controlled scenario's VUs.
 
 Flags that set scenario params (--url, --users, --batch, ...) override the
 config file's params in every scenario that takes them.
@@ -183,6 +189,9 @@ func (s *stageFlags) Set(v string) error {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) > 0 && verbs[args[0]] != "" {
+		return runVerb(ctx, args[0], args[1:], stdout, stderr)
+	}
 	var c cli
 	fs := newFlags(&c, stderr)
 	if err := fs.Parse(args); err != nil {
@@ -234,6 +243,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			}
 		}()
 		opts.SampleOut = f
+	}
+	if c.address != "" {
+		opts.Control = loadtest.NewControl()
+		wait, err := serveControl(ctx, c.address, opts.Control, log)
+		switch {
+		case err != nil && hasExternal(opts):
+			fmt.Fprintf(stderr, "%v: the externally-controlled scenario needs it\n", err)
+			return exitError
+		case err != nil:
+			log.Warn("running without a control API", "err", err)
+			opts.Control = nil
+		default:
+			defer wait()
+		}
 	}
 	overrides := c.overrides(getenv)
 	if overrides.RunTag != "" {
@@ -380,6 +403,8 @@ func (c *cli) flagScenario() loadtest.Scenario {
 		sc.VUs, sc.Duration = c.vus, loadtest.Duration(c.duration)
 	case loadtest.PerVUIterations, loadtest.SharedIterations:
 		sc.VUs, sc.Iterations = c.vus, c.iterations
+	case loadtest.ExternallyControlled:
+		sc.VUs, sc.MaxVUs, sc.Duration = c.vus, c.maxVUs, loadtest.Duration(c.duration)
 	case loadtest.RampingVUs:
 		sc.StartVUs, sc.Stages = &c.vus, c.stages
 	case loadtest.ConstantArrivalRate, loadtest.RampingArrivalRate:
@@ -394,6 +419,16 @@ func (c *cli) flagScenario() loadtest.Scenario {
 		}
 	}
 	return sc
+}
+
+// hasExternal reports whether a scenario of opts is externally-controlled.
+func hasExternal(opts loadtest.Options) bool {
+	for _, sc := range opts.Scenarios {
+		if sc.Executor == loadtest.ExternallyControlled {
+			return true
+		}
+	}
+	return false
 }
 
 // overrides are the params the flags set, applied to every scenario.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pulsesync/pulsesync/loadtest"
 )
 
 // The tests run the binary as a real process: the test executable re-runs
@@ -278,5 +282,89 @@ func TestIsTerminal(t *testing.T) {
 	defer f.Close()
 	if isTerminal(f) || isTerminal(&bytes.Buffer{}) {
 		t.Error("a file or a buffer taken for a terminal")
+	}
+}
+
+// A test with an externally-controlled scenario, steered by the verbs over its control API as
+// k6's scale, pause, resume and status steer k6.
+func TestVerbs_SteerAnExternallyControlledTest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(os.Args[0], "--scenario", "poll", "--executor", "externally-controlled", "--vus", "1", "--max-vus", "3",
+		"--duration", "0", "--url", emptyStreams(t), "--address", addr, "--log-level", "error")
+	cmd.Env = append(os.Environ(), asMain+"=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+
+	verb := func(args ...string) (int, loadtest.ControlStatus, string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append(args, "--address", addr), io.Discard, &errOut, os.Getenv)
+		if code != exitOK {
+			return code, loadtest.ControlStatus{}, errOut.String()
+		}
+		code = run(context.Background(), []string{"status", "--address", addr}, &out, &errOut, os.Getenv)
+		var doc loadtest.ControlDocument[loadtest.ControlStatus]
+		if err := json.Unmarshal(out.Bytes(), &doc); code != exitOK || err != nil {
+			t.Fatalf("status = %d %q %q: %v", code, out.String(), errOut.String(), err)
+		}
+		return code, doc.Data.Attributes, errOut.String()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, st, _ := verb("status"); code == exitOK && st.Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the test never answered status on %s\nstderr:\n%s", addr, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, st, msg := verb("scale", "--vus", "3"); code != exitOK || st.VUs != 3 || st.VUsMax != 3 {
+		t.Errorf("scale --vus 3 = %d %+v %s, want vus 3 of 3", code, st, msg)
+	}
+	if code, _, msg := verb("scale", "--vus", "4"); code != exitError || !strings.Contains(msg, "maxVUs") {
+		t.Errorf("scale --vus 4 = %d %q, want exit 1 naming maxVUs", code, msg)
+	}
+	if code, _, _ := verb("scale"); code != exitUsage {
+		t.Errorf("scale without --vus = %d, want 2", code)
+	}
+	if code, st, msg := verb("pause"); code != exitOK || !st.Paused {
+		t.Errorf("pause = %d %+v %s, want paused", code, st, msg)
+	}
+	if code, st, msg := verb("resume"); code != exitOK || st.Paused {
+		t.Errorf("resume = %d %+v %s, want not paused", code, st, msg)
+	}
+	var stopErr bytes.Buffer
+	if code := run(context.Background(), []string{"stop", "--address", addr}, io.Discard, &stopErr, os.Getenv); code != exitOK {
+		t.Errorf("stop = %d %s", code, stopErr.String())
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("the stopped test exited with %v, want 0\nstderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the test did not end after stop")
+	}
+	if !strings.Contains(stdout.String(), "stopped through the control API") || !strings.Contains(stdout.String(), "1-3 VUs set through the control API, until stopped") {
+		t.Errorf("summary lacks the stop or the scenario's shape:\n%s", stdout.String())
+	}
+	if code, _, _ := verb("status"); code != exitError {
+		t.Errorf("status after the end = %d, want 1 (nothing listens)", code)
 	}
 }
