@@ -98,7 +98,7 @@ func newFlags(c *cli, stderr io.Writer) *flag.FlagSet {
 	p := &c.params
 	fs.StringVar(&p.URL, "url", "", "server base URL (default http://127.0.0.1:8080)")
 	fs.StringVar(&p.Secret, "secret", "", "HS256 secret for minting tokens; prefer the JWT_SECRET environment variable, which is used when this is empty (default: the dev secret)")
-	fs.IntVar(&p.Users, "users", 0, "number of users load-user-1… the VUs are spread over (default 100)")
+	fs.IntVar(&p.Users, "users", 0, "users of each scenario's pool (load-user-<run tag>-<pool>-1…) the VUs are spread over (default 100)")
 	fs.IntVar(&p.DevicesPerUser, "devices-per-user", 0, "consecutive VUs that share a user (default 1)")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", 0, "lifetime of minted tokens (default 1h)")
 	fs.DurationVar(&c.timeout, "timeout", 0, "bound of one request or handshake (default 60s)")

@@ -9,8 +9,11 @@
 // SSE, mints HS256 tokens from the shared secret and computes the v1 hashes
 // itself; it imports no other pulsesync package.
 //
-// Every v0 VU is one device: user load-user-<n>, device load-dev-<vu>; every
-// v1 VU one source, load-src-<vu>. Users are handed out to a scenario's VUs
-// in blocks of devices_per_user, so VUs 1…d are the devices (sources) of
-// load-user-1, the next d of load-user-2, and so on.
+// Every v0 VU is one device: user load-user-<tag>-<pool>-<n>, device
+// load-dev-<tag>-<vu>; every v1 VU one source, load-src-<tag>-<vu>. The pool is
+// the scenario's name unless the user_pool param names another (the execs that
+// meet others on a board share SharedUserPool), so scenarios of one run never
+// touch each other's users by accident. Users are handed out to a scenario's
+// VUs in blocks of devices_per_user, so VUs 1…d are the devices (sources) of
+// the pool's user 1, the next d of its user 2, and so on.
 package scenarios

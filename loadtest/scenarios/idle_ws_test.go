@@ -114,7 +114,7 @@ func TestIdleWS_SpreadsConnectionsOverSourceIPsAndDevices(t *testing.T) {
 	// VU 1 holds connections 0, 2, 4 and VU 2 holds 1, 3, 5; two devices per user.
 	want := map[string]string{}
 	for g := range 6 {
-		want[fmt.Sprintf("load-dev-%d-%d", g%2+1, g/2)] = fmt.Sprintf("load-user-%d", g/2+1)
+		want[fmt.Sprintf("load-dev-%d-%d", g%2+1, g/2)] = fmt.Sprintf("load-user-idle-%d", g/2+1)
 	}
 	if fmt.Sprint(rec.devices) != fmt.Sprint(want) {
 		t.Errorf("device → user seen by the server = %v, want %v", rec.devices, want)

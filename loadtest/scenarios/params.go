@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -38,10 +39,21 @@ type Params struct {
 	// Schema is the schema of the business tables; default "business" (v0
 	// scenarios) or "app" (v1 scenarios).
 	Schema string `json:"schema,omitempty"`
-	// RunTag, when set, goes into every device id and seeds row ids, so
-	// repeated runs against one database never collide on idempotency keys
-	// or primary keys. The binary sets a fresh one per run.
+	// RunTag, when set, goes into every user and device id and seeds row ids,
+	// so repeated runs against one database never collide on idempotency keys
+	// or primary keys, nor find the rows of an earlier run. The binary sets a
+	// fresh one per run.
 	RunTag string `json:"run_tag,omitempty"`
+	// UserPool names the users a scenario's VUs are: load-user[-<run tag>]-<pool>-<n>.
+	// Scenarios of one pool share users, so one's uploads reach the other's
+	// devices; scenarios of different pools never meet, so one's uploads cannot
+	// break another's checks (a download counting rows, a listener's seq).
+	// Default: the scenario's name, or SharedUserPool for the execs that meet
+	// others on a board (push_listener, push_uploader, v1_watch, …).
+	UserPool string `json:"user_pool,omitempty"`
+	// scenario is the name of the scenario being built, the default pool; set
+	// by Registry, not a config key.
+	scenario string
 
 	// Batch is the number of INSERTs per upload request (upload); default 100.
 	Batch int `json:"batch,omitempty"`
@@ -123,6 +135,8 @@ func (p Params) override(o Params) Params {
 	setDur(&p.Timeout, o.Timeout)
 	set(&p.Schema, o.Schema)
 	set(&p.RunTag, o.RunTag)
+	set(&p.UserPool, o.UserPool)
+	set(&p.scenario, o.scenario)
 	setInt(&p.Batch, o.Batch)
 	setInt(&p.Rows, o.Rows)
 	setInt(&p.PrefillRows, o.PrefillRows)
@@ -169,13 +183,24 @@ func (p Params) validate() error {
 		return errors.New("token_ttl must be at least 1m")
 	case !strings.HasPrefix(p.URL, "http://") && !strings.HasPrefix(p.URL, "https://"):
 		return fmt.Errorf("url %q must start with http:// or https://", p.URL)
+	case p.UserPool != "" && !poolName.MatchString(p.UserPool):
+		return fmt.Errorf("user pool %q (user_pool, or else the scenario's name) must be 1…64 letters, digits, '.', '_' or '-'; "+
+			"name one with the user_pool param", p.UserPool)
 	}
 	return nil
 }
 
+// SharedUserPool is the default user pool of the execs that meet others on a board: they
+// must share users (an uploader writes for the users its listeners hold), so they share one
+// pool unless user_pool says otherwise.
+const SharedUserPool = "shared"
+
+// poolName is what a user pool may be called: it goes into user ids and token subjects.
+var poolName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
 // commonKeys are the params every exec accepts.
 func commonKeys() []string {
-	return []string{"url", "secret", "users", "devices_per_user", "token_ttl", "timeout", "schema", "run_tag"}
+	return []string{"url", "secret", "users", "devices_per_user", "token_ttl", "timeout", "schema", "run_tag", "user_pool"}
 }
 
 // decodeParams reads raw strictly, refusing keys outside commonKeys and
@@ -212,6 +237,12 @@ func decodeParamsOver(base Params, raw json.RawMessage, overrides Params, extra 
 		}
 	}
 	p = base.override(p).override(overrides).withDefaults()
+	if p.UserPool == "" && slices.Contains(extra, "board") {
+		p.UserPool = SharedUserPool
+	}
+	if p.UserPool == "" {
+		p.UserPool = p.scenario
+	}
 	if err := p.validate(); err != nil {
 		return Params{}, err
 	}
@@ -219,8 +250,18 @@ func decodeParamsOver(base Params, raw json.RawMessage, overrides Params, extra 
 }
 
 // userOf is the user of a scenario's idx-th (0-based) VU or connection.
-func (p Params) userOf(idx int) string {
-	return fmt.Sprintf("load-user-%d", idx/p.DevicesPerUser%p.Users+1)
+func (p Params) userOf(idx int) string { return p.user(idx / p.DevicesPerUser % p.Users) }
+
+// user is the pool's k-th (0-based) user: load-user[-<run tag>][-<pool>]-<k+1>. Only params
+// built outside a scenario (unit tests) have no pool.
+func (p Params) user(k int) string {
+	u := "load-user"
+	for _, part := range []string{p.RunTag, p.UserPool} {
+		if part != "" {
+			u += "-" + part
+		}
+	}
+	return fmt.Sprintf("%s-%d", u, k+1)
 }
 
 // device is the device id of VU vuID, with an optional suffix for VUs that

@@ -18,8 +18,8 @@ type prefillJob struct {
 	seed         uint64
 }
 
-// prefillPlan spreads p.PrefillRows evenly over load-user-1 …
-// load-user-<users> in jobs of at most p.PrefillBatch rows. Each job has its
+// prefillPlan spreads p.PrefillRows evenly over the pool's users 1 … <users>
+// in jobs of at most p.PrefillBatch rows. Each job has its
 // own writer <kind>[-<run tag>]-<n>, so jobs of one user can run in parallel
 // and none of the VUs' writers has its own rows filtered out of a read.
 func prefillPlan(p Params, kind string) []prefillJob {
@@ -29,7 +29,7 @@ func prefillPlan(p Params, kind string) []prefillJob {
 		if u < p.PrefillRows%p.Users {
 			rows++
 		}
-		user := fmt.Sprintf("load-user-%d", u+1)
+		user := p.user(u)
 		for rows > 0 {
 			n := min(rows, p.PrefillBatch)
 			jobs = append(jobs, prefillJob{user: user, writer: p.writer(kind, len(jobs)+1, ""), n: n, seed: uint64(len(jobs))})

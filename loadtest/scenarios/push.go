@@ -209,7 +209,7 @@ func (r *frameRecorder) leave() {
 }
 
 // pushUploaderExec: every iteration uploads one INSERT for a user chosen at
-// random from load-user-1 … load-user-<users> (from this VU's own device,
+// random from the pool's users 1 … <users> (from this VU's own device,
 // so every listener of that user is another device) and publishes the
 // answer's highest_server_seq with the request's start and response times.
 type pushUploaderExec struct {
@@ -238,7 +238,7 @@ func (x *pushUploaderExec) Iterate(ctx context.Context, vu *loadtest.VU) error {
 		devices = map[string]*device{}
 		vu.Data = devices
 	}
-	user := fmt.Sprintf("load-user-%d", vu.Rand.IntN(x.p.Users)+1)
+	user := x.p.user(vu.Rand.IntN(x.p.Users))
 	d := devices[user]
 	if d == nil {
 		d = newDevice(x.p, user, x.p.device(vu.ID, ""), vu.Rand.Uint64())

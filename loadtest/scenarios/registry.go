@@ -32,7 +32,11 @@ import (
 //	v1_watch_uploader  bundles for random users published to the watchers' board
 func Registry(overrides Params) loadtest.Registry {
 	bind := func(f func(*loadtest.Env, json.RawMessage, Params) (loadtest.Exec, error)) loadtest.ExecFactory {
-		return func(env *loadtest.Env, raw json.RawMessage) (loadtest.Exec, error) { return f(env, raw, overrides) }
+		return func(env *loadtest.Env, raw json.RawMessage) (loadtest.Exec, error) {
+			o := overrides
+			o.scenario = env.Scenario // the default user pool
+			return f(env, raw, o)
+		}
 	}
 	return loadtest.Registry{
 		"upload":         bind(newUploadExec),

@@ -123,7 +123,7 @@ func (x *v1WatchExec) Teardown(context.Context) error {
 }
 
 // v1WatchUploaderExec: every iteration pushes one bundle of p.Rows new rows
-// for a user chosen at random from load-user-1 … load-user-<users> (v1Pusher,
+// for a user chosen at random from the pool's users 1 … <users> (v1Pusher,
 // from this VU's own source, so every watcher of that user is another
 // source) and publishes its bundle_seq to the board with the times its
 // commit request was sent and answered: watch_latency runs from the commit
@@ -154,7 +154,7 @@ func (x *v1WatchUploaderExec) Iterate(ctx context.Context, vu *loadtest.VU) erro
 		sources = map[string]*v1Source{}
 		vu.Data = sources
 	}
-	user := fmt.Sprintf("load-user-%d", vu.Rand.IntN(x.p.Users)+1)
+	user := x.p.user(vu.Rand.IntN(x.p.Users))
 	src := sources[user]
 	if src == nil {
 		// One source id for every user: source_bundle_id counts per
