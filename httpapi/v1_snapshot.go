@@ -24,9 +24,8 @@ func (v *v1API) createSnapshot(w http.ResponseWriter, r *http.Request) {
 		refuse(w, codeSnapshotSessionInvalid, err.Error())
 		return
 	}
-	c := callerOf(r)
 	if repl != nil {
-		if msg := v.checkReplacement(c, repl); msg != "" {
+		if msg := v.checkReplacement(callerOf(r), repl); msg != "" {
 			refuse(w, codeSnapshotSessionInvalid, msg)
 			return
 		}
