@@ -13,13 +13,10 @@ import (
 // means false, as in the reference.
 func decodeConnect(body []byte) (hasLocalPendingRows bool, err error) {
 	d := newJSONReader(body)
-	err = d.object("request", []string{"has_local_pending_rows"}, func(int) error {
+	err = d.request([]string{"has_local_pending_rows"}, func(int) error {
 		hasLocalPendingRows, err = d.boolean("has_local_pending_rows")
 		return err
 	})
-	if err == nil {
-		err = d.end()
-	}
 	return hasLocalPendingRows, err
 }
 
@@ -27,7 +24,7 @@ func decodeConnect(body []byte) (hasLocalPendingRows bool, err error) {
 func decodeCreatePush(body []byte) (req pgv1.CreatePush, err error) {
 	d := newJSONReader(body)
 	names := []string{"source_bundle_id", "planned_row_count", "canonical_request_hash", "initialization_id"}
-	err = d.object("request", names, func(i int) error {
+	err = d.request(names, func(i int) error {
 		var err error
 		switch i {
 		case 0:
@@ -43,9 +40,6 @@ func decodeCreatePush(body []byte) (req pgv1.CreatePush, err error) {
 		}
 		return err
 	})
-	if err == nil {
-		err = d.end()
-	}
 	return req, err
 }
 
@@ -69,7 +63,7 @@ var (
 // payloads.
 func decodeChunk(body []byte) (req chunkRequest, err error) {
 	d := newJSONReader(body)
-	err = d.object("request", chunkNames, func(i int) error {
+	err = d.request(chunkNames, func(i int) error {
 		if i == 0 {
 			var err error
 			req.start, err = d.int64("start_row_ordinal")
@@ -81,9 +75,6 @@ func decodeChunk(body []byte) (req chunkRequest, err error) {
 			return decodePushRow(d, n, &req.rows[n])
 		})
 	})
-	if err == nil {
-		err = d.end()
-	}
 	return req, err
 }
 
@@ -123,7 +114,7 @@ func decodeSnapshotCreate(body []byte) (*pgv1.SourceReplacement, error) {
 	}
 	d := newJSONReader(body)
 	var repl *pgv1.SourceReplacement
-	err := d.object("request", []string{"source_replacement"}, func(int) error {
+	err := d.request([]string{"source_replacement"}, func(int) error {
 		if d.null() {
 			return nil
 		}
@@ -150,9 +141,6 @@ func decodeSnapshotCreate(body []byte) (*pgv1.SourceReplacement, error) {
 		}
 		return err
 	})
-	if err == nil {
-		err = d.end()
-	}
 	return repl, err
 }
 
@@ -161,11 +149,7 @@ func decodeEmpty(body []byte) error {
 	if isBlank(body) {
 		return nil
 	}
-	d := newJSONReader(body)
-	if err := d.object("request", nil, nil); err != nil {
-		return err
-	}
-	return d.end()
+	return newJSONReader(body).request(nil, nil)
 }
 
 // isBlank reports whether body holds nothing but JSON white space.

@@ -132,6 +132,15 @@ func (d *jsonReader) object(where string, names []string, member func(index int)
 	}
 }
 
+// request reads the whole body as one object whose members are names (see object), with
+// nothing after it: the shape of every v1 request body.
+func (d *jsonReader) request(names []string, member func(index int) error) error {
+	if err := d.object("request", names, member); err != nil {
+		return err
+	}
+	return d.end()
+}
+
 // memberName reads the name of an object's next member: the first, right after the '{',
 // or one after a member's value and its ','. ok is false, with no error, when the object
 // closes instead. The caller judges the name before it reads the ':' (colon), so a refused

@@ -17,7 +17,7 @@ func (v *v1API) setRetentionFloor(w http.ResponseWriter, r *http.Request) {
 	var floor int64
 	d := newJSONReader(body)
 	names := []string{"user_id", "retained_bundle_floor"}
-	err := d.object("request", names, func(i int) error {
+	err := d.request(names, func(i int) error {
 		var err error
 		if i == 0 {
 			user, err = d.str(names[i])
@@ -26,9 +26,6 @@ func (v *v1API) setRetentionFloor(w http.ResponseWriter, r *http.Request) {
 		}
 		return err
 	})
-	if err == nil {
-		err = d.end()
-	}
 	switch {
 	case err != nil:
 		refuse(w, codeInvalidRequest, err.Error())
