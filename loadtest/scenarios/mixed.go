@@ -106,9 +106,11 @@ type mixedDay struct {
 	oracle     *oracle
 
 	startOnce sync.Once
+	started   time.Time
 	storm     context.Context // done when the storm breaks
 	breakOut  context.CancelFunc
 	timer     *time.Timer
+	fireOnce  sync.Once
 	stormedAt atomic.Int64 // unix nanoseconds; 0 before the storm
 	drops     atomic.Int64
 
@@ -130,11 +132,17 @@ const maxOffendersNoted = 10
 // stormAfter later.
 func (day *mixedDay) begin() {
 	day.startOnce.Do(func() {
+		day.started = time.Now()
 		day.storm, day.breakOut = context.WithCancel(context.Background())
-		day.timer = time.AfterFunc(day.stormAfter, func() {
-			day.stormedAt.Store(time.Now().UnixNano())
-			day.breakOut()
-		})
+		day.timer = time.AfterFunc(day.stormAfter, day.fire)
+	})
+}
+
+// fire breaks the storm, once.
+func (day *mixedDay) fire() {
+	day.fireOnce.Do(func() {
+		day.stormedAt.Store(time.Now().UnixNano())
+		day.breakOut()
 	})
 }
 
@@ -169,16 +177,21 @@ func (day *mixedDay) uploadOpen(upload func()) bool {
 }
 
 // closeUploads stops uploads for good, returning once none is in flight.
+// A storm still to come breaks now, so that a run shorter than storm_at
+// (a smoke test) still drops and resumes every channel, while the devices
+// catch up.
 func (day *mixedDay) closeUploads() {
 	day.closeOnce.Do(func() {
 		day.gate.Lock()
 		defer day.gate.Unlock()
 		day.closed = true
 	})
+	day.fire()
 }
 
 // report notes when the storm broke and how many connections it dropped,
-// or that the schedule ended before it; it also stops the storm's timer.
+// and whether it came early, when uploads stopped; it also stops the
+// storm's timer.
 func (day *mixedDay) report(env *loadtest.Env) {
 	day.reportOnce.Do(func() {
 		if day.timer == nil {
@@ -186,10 +199,16 @@ func (day *mixedDay) report(env *loadtest.Env) {
 		}
 		day.timer.Stop()
 		if day.stormedAt.Load() == 0 {
-			env.Note("no reconnect storm: the schedule ended before storm_at %s", day.stormAfter)
+			env.Note("no reconnect storm: the test ended before storm_at %s and before uploads stopped", day.stormAfter)
 			return
 		}
-		env.Note("reconnect storm at %s dropped %d push connections", day.stormAfter, day.drops.Load())
+		at := time.Unix(0, day.stormedAt.Load()).Sub(day.started).Round(100 * time.Millisecond)
+		if at < day.stormAfter {
+			env.Note("the schedule ended before storm_at %s: the reconnect storm broke when uploads stopped, at %s, and dropped %d push connections",
+				day.stormAfter, at, day.drops.Load())
+			return
+		}
+		env.Note("reconnect storm at %s dropped %d push connections", at, day.drops.Load())
 	})
 }
 
@@ -213,9 +232,10 @@ type mixedDevice struct {
 	latency *loadtest.Trend // sync_catchup_duration of its transport; nil for pollers
 	up      *device
 	cursor  atomic.Int64
-	start   int64     // the cursor learnt at the start: the oracle's window begins there
-	seen    seqDigest // every server id downloaded since start
-	pending []hint    // hints not yet caught up with
+	down    atomic.Bool // the storm dropped its channel, which is not up again yet
+	start   int64       // the cursor learnt at the start: the oracle's window begins there
+	seen    seqDigest   // every server id downloaded since start
+	pending []hint      // hints not yet caught up with
 }
 
 // Iterate lives the device's day: until the schedule ends, then through the
@@ -281,7 +301,10 @@ func (x *mixedExec) live(ctx context.Context, vu *loadtest.VU, d *mixedDevice, h
 			retry = time.After(x.m.BackoffBase.D())
 		}
 	}
-	for head < 0 || d.cursor.Load() < head {
+	// Done once uploads are closed, the cursor is at the head and the
+	// channel is up: a device dropped by a storm that broke late waits to
+	// be reconnected, so every run shows the reconnect.
+	for head < 0 || d.cursor.Load() < head || d.down.Load() {
 		select {
 		case <-ctx.Done():
 			if head >= 0 { // cut off while catching up: as late as it gets

@@ -66,11 +66,19 @@ func (c *pushConn) run(ctx context.Context) {
 
 // up records that the channel is open again: the backoff starts over, and
 // a channel the storm dropped has reconnected.
-func (c *pushConn) up(at time.Time) {
+func (c *pushConn) up(ctx context.Context, at time.Time) {
 	c.failures = 0
+	c.reconnected(ctx, at)
+}
+
+// reconnected records that a channel the storm dropped is back, and tells
+// the device (an empty hint) in case it waits for that to finish its day.
+func (c *pushConn) reconnected(ctx context.Context, at time.Time) {
 	if !c.droppedAt.IsZero() {
 		c.x.reconnect.AddDuration(at.Sub(c.droppedAt))
 		c.droppedAt = time.Time{}
+		c.d.down.Store(false)
+		c.tell(ctx, hint{})
 	}
 }
 
@@ -83,6 +91,7 @@ func (c *pushConn) guard(drop func()) (ended func(err error) error) {
 		if dropped, at := stop(); dropped {
 			c.x.dropped.Add(1)
 			c.droppedAt = at
+			c.d.down.Store(true)
 			return errStormDrop
 		}
 		return err
@@ -106,7 +115,7 @@ func (c *pushConn) onFrame(ctx context.Context, data []byte, at time.Time) error
 	}
 	switch f.Type {
 	case "ready":
-		c.up(at)
+		c.up(ctx, at)
 	case "changes":
 		c.tell(ctx, hint{seq: f.Seq, at: at, wake: true})
 	}
@@ -210,7 +219,9 @@ func (c *pushConn) longPoll(ctx context.Context) error {
 		after := c.d.cursor.Load()
 		rctx, cancel := context.WithTimeout(ctx, bound)
 		ended := c.guard(cancel)
-		sent := time.Now()
+		// A long-poll has no open state: the channel is back when one is
+		// asked again; the backoff starts over only once one is answered.
+		c.reconnected(ctx, time.Now())
 		page, _, err := getDownloadQuery(rctx, c.x.longPoll, c.x.p, bearer, after, c.x.p.Limit, wait)
 		at := time.Now()
 		err = ended(err)
@@ -218,9 +229,7 @@ func (c *pushConn) longPoll(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// A long-poll has no open state: the channel was up when the
-		// request that the server answered was sent.
-		c.up(sent)
+		c.failures = 0
 		if page.WindowUntil <= after && len(page.Changes) == 0 {
 			continue
 		}

@@ -236,7 +236,9 @@ func TestMixedDay_StormDropsOnlyConnectionsOpenWhenItBreaks(t *testing.T) {
 }
 
 func TestMixedDay_ClosingUploadsWaitsForThoseInFlight(t *testing.T) {
-	day := &mixedDay{}
+	day := &mixedDay{stormAfter: time.Hour}
+	day.begin()
+	defer day.timer.Stop()
 	inFlight, release := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	var finished atomic.Bool
@@ -265,6 +267,10 @@ func TestMixedDay_ClosingUploadsWaitsForThoseInFlight(t *testing.T) {
 	}
 	if day.uploadOpen(func() { t.Error("an upload ran after uploads were closed") }) {
 		t.Error("uploadOpen reports an upload after uploads were closed")
+	}
+	// A storm still to come breaks with the close, so a short run has one.
+	if day.storm.Err() == nil || day.stormedAt.Load() == 0 {
+		t.Error("closing uploads an hour before storm_at did not break the storm")
 	}
 	wg.Wait()
 }
