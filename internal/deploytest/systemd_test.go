@@ -41,7 +41,7 @@ func readKeys(t *testing.T, name string) map[string][]string {
 
 // TestSystemd_UnitOutlastsGracefulShutdown checks deploy/systemd/pulsesync.service against its
 // example settings: systemd waits longer than pulsesync's graceful shutdown before it kills
-// (else in-flight requests are cut), the process is restarted on failure, runs as its own
+// (else in-flight requests are cut), the process is restarted on failure but not on a usage error (exit 2), runs as its own
 // unprivileged user, reads its settings from the environment file and may hold many sockets.
 func TestSystemd_UnitOutlastsGracefulShutdown(t *testing.T) {
 	unit := readKeys(t, "systemd/pulsesync.service")
@@ -65,12 +65,14 @@ func TestSystemd_UnitOutlastsGracefulShutdown(t *testing.T) {
 		t.Errorf("TimeoutStopSec %v, want above PULSESYNC_SHUTDOWN_TIMEOUT %v", stop, shutdown)
 	}
 	for k, want := range map[string]string{
-		"Restart":         "on-failure",
-		"DynamicUser":     "yes",
-		"NoNewPrivileges": "yes",
-		"KillSignal":      "SIGTERM",
-		"EnvironmentFile": "/etc/pulsesync/pulsesync.env",
-		"ExecStart":       "/usr/local/bin/pulsesync serve",
+		"Restart": "on-failure",
+		// Usage errors (exit 2) cannot be fixed by a restart: the unit must not loop on them.
+		"RestartPreventExitStatus": "2",
+		"DynamicUser":              "yes",
+		"NoNewPrivileges":          "yes",
+		"KillSignal":               "SIGTERM",
+		"EnvironmentFile":          "/etc/pulsesync/pulsesync.env",
+		"ExecStart":                "/usr/local/bin/pulsesync serve",
 	} {
 		if got := one(unit, k); got != want {
 			t.Errorf("%s=%s, want %s", k, got, want)
