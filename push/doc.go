@@ -14,6 +14,8 @@
 //
 // An idle WebSocket holds no goroutine: between client messages its socket rests in the
 // service's readiness poller (an epoll set, on Linux), which starts a reader when bytes arrive.
+// The WebSocket protocol itself is the package's own (wsconn.go), so that an idle connection
+// keeps its session and no library's reader, writer and buffers.
 //
 // push knows nothing of PostgreSQL or NATS: package cluster feeds it advances, and package
 // httpapi authenticates connections and hands them over.

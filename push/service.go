@@ -78,6 +78,8 @@ type Service struct {
 	total    int
 	sessions map[*Ticket]func() // live sessions and how to end each on shutdown
 	closing  bool
+	// readinessDone: the readiness poller is stopped (see stopReadinessIfDone).
+	readinessDone bool
 }
 
 // NewService returns a Service for cfg.
@@ -159,6 +161,7 @@ func (t *Ticket) Release() {
 		defer s.mu.Unlock()
 		delete(s.sessions, t)
 		s.total--
+		s.stopReadinessIfDone()
 		if s.perUser[t.user]--; s.perUser[t.user] <= 0 {
 			delete(s.perUser, t.user)
 		}
@@ -179,9 +182,18 @@ func (s *Service) Shutdown() {
 	for _, end := range ends {
 		end()
 	}
-	// Closing sessions read their peers' close frames themselves.
-	if s.readiness != nil {
+	s.mu.Lock()
+	s.stopReadinessIfDone()
+	s.mu.Unlock()
+}
+
+// stopReadinessIfDone stops the readiness poller once the service is shutting down and the
+// last session has ended: until then closing WebSockets read their peers' answers through it.
+// The caller holds s.mu.
+func (s *Service) stopReadinessIfDone() {
+	if s.closing && s.total == 0 && s.readiness != nil && !s.readinessDone {
 		s.readiness.Close()
+		s.readinessDone = true
 	}
 }
 

@@ -1,12 +1,15 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"math"
+	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -50,28 +53,29 @@ type WSRequest struct {
 	Schema       string
 }
 
-// maxClientMessage bounds what a client may send: an auth message with a large token.
-const maxClientMessage = 16 << 10
+const (
+	// maxClientMessage bounds what a client may send: an auth message with a large token.
+	maxClientMessage = 16 << 10
+	// wsReadBuffer is what a reader takes from the socket at a time, on its own stack: client
+	// frames are tens of bytes (acks, pongs), an auth message a few hundred.
+	wsReadBuffer = 512
+	// closeWait is how long a session that sent its close frame waits for the peer's answer
+	// before it closes the connection anyway.
+	closeWait = 5 * time.Second
+)
 
 // ServeWS upgrades the request to a WebSocket and runs the session on it until the peer goes,
-// its token expires or the service shuts down. Upgrade failures are answered by the websocket
-// library with an HTTP error.
+// its token expires or the service shuts down. A request that is not a valid upgrade is
+// answered with an HTTP error.
 func (s *Service) ServeWS(w http.ResponseWriter, r *http.Request, req WSRequest) {
-	var socket *restingConn
-	conn, err := websocket.Accept(smallBuffers{w, &socket}, r, &websocket.AcceptOptions{
-		// Origin checks guard cookie-authenticated sockets against cross-site use. These
-		// sockets authenticate with an explicit token only, so any page may open one.
-		InsecureSkipVerify: true,
-		CompressionMode:    websocket.CompressionDisabled,
-	})
-	if err != nil {
+	conn, leftover := upgrade(w, r)
+	if conn == nil {
 		if req.Ticket != nil {
 			req.Ticket.Release()
 		}
 		return
 	}
-	conn.SetReadLimit(maxClientMessage)
-	ws := &wsSession{svc: s, conn: conn, socket: socket, req: req, gate: newDrainGate(socket.Conn)}
+	ws := &wsSession{svc: s, conn: conn, raw: rawSocket(conn), req: req, leftover: leftover, gate: newDrainGate(conn)}
 	// The session's context is not the request's: that one keeps the request, its headers and
 	// the router's state alive for as long as the connection lasts. The request's goroutine,
 	// deep in the router's frames, ends when start returns.
@@ -80,34 +84,46 @@ func (s *Service) ServeWS(w http.ResponseWriter, r *http.Request, req WSRequest)
 	}
 }
 
-// wsSession is one WebSocket. No goroutine waits on an idle one: a reader runs while the
-// client's bytes arrive (see listen), a writer while there is something to send, and a timer
-// brings the heartbeat and the token's expiry.
+// wsSession is one WebSocket. No goroutine waits on an idle one and it keeps no buffer: a
+// reader runs while the client's bytes arrive (see listen), a writer while there is something
+// to send, and a timer brings the heartbeat, the token's expiry and the end of a close
+// handshake.
 type wsSession struct {
-	svc    *Service
-	conn   *websocket.Conn
-	socket *restingConn
-	req    WSRequest
-	peer   Peer
+	svc  *Service
+	conn net.Conn
+	raw  syscall.RawConn // the socket's; nil when conn is not a plain socket (e.g. TLS)
+	req  WSRequest
+	peer Peer
 	// Set up by start before the session can be reached from another goroutine:
 	sub   *Subscription
-	watch *watch      // nil when the socket cannot rest: then one goroutine reads for its life
-	timer *time.Timer // the next heartbeat, or the token's expiry if that comes first
-	gate  drainGate   // the writer's: at most one notification in flight
+	watch *watch    // nil when the socket cannot rest: then one goroutine reads for its life
+	gate  drainGate // the writer's: at most one notification in flight
+
+	// The reader's, one at a time:
+	leftover []byte       // bytes that came before the session read the socket, read first
+	parser   *frameParser // nil between messages, so that an idle session holds none
+
+	writeMu   sync.Mutex // frames go out whole, one at a time
+	closeSent bool       // guarded by writeMu
+
+	timerMu sync.Mutex // guards the fields below
+	timer   *time.Timer
+	due     time.Time // when the timer is set to fire; a firing before is stale
+	pingOut bool      // a ping awaits its pong
+	closing bool      // the close frame is out (or going); the timer ends the wait for the answer
+	over    bool      // ended: the timer stays stopped
 
 	writing atomic.Bool // a writer goroutine, or a timer waiting for the socket to drain, holds the writer's role
 	dirty   atomic.Bool // something arrived since the writer last looked
 	ready   atomic.Bool // the ready frame is out: notifications may follow
 
-	closeOnce sync.Once
-	endOnce   sync.Once
+	endOnce sync.Once
 }
 
 // start authenticates and subscribes the session and sends its ready frame. It reports whether
 // the session is live; if not, everything it took is released and the connection is closed.
 func (ws *wsSession) start(ctx context.Context) (live bool) {
 	if !ws.authenticate(ctx) {
-		ws.conn.CloseNow()
 		return false
 	}
 	sub, seq, err := ws.svc.subscribe(ctx, SubscribeOptions{User: ws.peer.User, Source: ws.peer.Source,
@@ -119,15 +135,18 @@ func (ws *wsSession) start(ctx context.Context) (live bool) {
 		return false
 	}
 	ws.sub = sub
-	if ws.svc.readiness != nil && ws.socket.canRest() {
-		ws.watch = ws.svc.readiness.Watch(ws.socket.raw, ws.readAvailable)
-		ws.socket.mayRest.Store(true) // until a close handshake begins
+	if ws.svc.readiness != nil && ws.raw != nil {
+		ws.watch = ws.svc.readiness.Watch(ws.raw, ws.readAvailable)
 	}
-	ws.timer = time.AfterFunc(time.Duration(math.MaxInt64), ws.tick)
-	if !ws.write(ctx, readyFrame(seq, ws.svc.cfg.Heartbeat)) {
+	if !ws.write(readyFrame(seq, ws.svc.cfg.Heartbeat)) {
 		return false
 	}
-	ws.timer.Reset(ws.untilNextTick())
+	ws.timerMu.Lock()
+	if !ws.over {
+		d := ws.untilNextTick()
+		ws.due, ws.timer = time.Now().Add(d), time.AfterFunc(d, ws.tick)
+	}
+	ws.timerMu.Unlock()
 	if !ws.req.Ticket.onShutdown(func() { ws.close(CloseRestart, "server restarting") }) {
 		ws.refuse(CloseRestart, "server restarting")
 		ws.end()
@@ -139,18 +158,23 @@ func (ws *wsSession) start(ctx context.Context) (live bool) {
 }
 
 // listen reads the client from now on. Where the socket can rest, a reader goroutine starts
-// each time bytes arrive and ends once the client is between messages with nothing more sent;
-// elsewhere one goroutine reads for the connection's life.
+// each time bytes arrive and ends once it has read them; elsewhere one goroutine reads for the
+// connection's life.
 func (ws *wsSession) listen() {
+	if pending := ws.leftover; len(pending) > 0 {
+		ws.leftover = nil
+		if !ws.receive(pending) {
+			return
+		}
+	}
 	if ws.watch != nil {
 		if ws.watch.Arm() == nil {
 			return
 		}
 		// The epoll set refused the socket (past fs.epoll.max_user_watches, say): this session
 		// keeps a reader, like one on a platform without readiness polling.
-		ws.socket.mayRest.Store(false)
 	}
-	go ws.readAvailable()
+	go ws.readForever()
 }
 
 // authenticate admits the peer: from the header (already verified and admitted), or from a
@@ -160,19 +184,21 @@ func (ws *wsSession) authenticate(ctx context.Context) bool {
 		ws.peer = *ws.req.Peer
 		return true
 	}
-	authCtx, cancel := context.WithTimeout(ctx, ws.svc.cfg.AuthTimeout)
-	defer cancel()
-	typ, data, err := ws.conn.Read(authCtx)
-	if err != nil {
+	ev, err := ws.await(time.Now().Add(ws.svc.cfg.AuthTimeout))
+	var perr *protocolError
+	switch {
+	case errors.As(err, &perr):
+		ws.refuse(websocket.StatusCode(perr.code), perr.reason)
+		return false
+	case err != nil || ev.op == opClose:
 		ws.refuse(CloseForbidden, "auth message required")
 		return false
-	}
-	if typ == websocket.MessageText && !utf8.Valid(data) {
+	case ev.op == opText && !utf8.Valid(ev.data):
 		ws.refuse(websocket.StatusInvalidFramePayloadData, "text message is not UTF-8")
 		return false
 	}
-	m, err := parseClientMessage(data)
-	if typ != websocket.MessageText || err != nil || m.Type != "auth" || m.Token == "" {
+	m, err := parseClientMessage(ev.data)
+	if ev.op != opText || err != nil || m.Type != "auth" || m.Token == "" {
 		ws.refuse(CloseForbidden, "auth message required")
 		return false
 	}
@@ -194,34 +220,157 @@ func (ws *wsSession) authenticate(ctx context.Context) bool {
 	return true
 }
 
-// readAvailable reads the client's messages until the client rests between messages (then the
-// watch brings the next bytes) or the connection ends (then the session ends). Reading is also
-// what processes the peer's pongs and close frames. A text message that is not UTF-8 closes
-// the session with 1007 (RFC 6455 §8.1).
-func (ws *wsSession) readAvailable() {
+// await reads, waiting until deadline at most, up to the client's next data message or close
+// frame, answering pings on the way; bytes after it stay in leftover. It serves the session
+// before it is live, on the request's goroutine.
+func (ws *wsSession) await(deadline time.Time) (wsEvent, error) {
+	_ = ws.conn.SetReadDeadline(deadline)
+	defer ws.conn.SetReadDeadline(time.Time{})
+	buf := make([]byte, wsReadBuffer)
 	for {
-		typ, data, err := ws.conn.Read(context.Background())
-		if errors.Is(err, errResting) {
+		pending := ws.leftover
+		ws.leftover = nil
+		if len(pending) == 0 {
+			n, err := ws.conn.Read(buf)
+			if n == 0 {
+				if err == nil {
+					err = io.ErrNoProgress
+				}
+				return wsEvent{}, err
+			}
+			pending = buf[:n]
+		}
+		for len(pending) > 0 {
+			rest, ev, err := ws.nextEvent(pending)
+			if err != nil {
+				return wsEvent{}, err
+			}
+			pending = rest
+			switch ev.op {
+			case opPing:
+				if err := ws.writeFrame(opPong, ev.data); err != nil && !errors.Is(err, errCloseSent) {
+					return wsEvent{}, err
+				}
+			case opText, opBinary, opClose:
+				ws.leftover = bytes.Clone(pending)
+				return ev, nil
+			}
+		}
+	}
+}
+
+// readAvailable reads what the socket has, then rearms the watch so that the next bytes start
+// another reader. Its buffer is on its stack, gone when it returns.
+func (ws *wsSession) readAvailable() {
+	var buf [wsReadBuffer]byte
+	for {
+		n, err := readNow(ws.raw, buf[:])
+		switch {
+		case errors.Is(err, errWouldBlock):
 			if ws.watch.Arm() != nil {
 				ws.end()
 			}
+			return
+		case err != nil || n == 0: // closed, or the peer went
+			ws.end()
+			return
+		}
+		if !ws.receive(buf[:n]) {
+			return
+		}
+	}
+}
+
+// readForever reads the client until the connection ends, where the socket cannot rest.
+func (ws *wsSession) readForever() {
+	buf := make([]byte, wsReadBuffer)
+	for {
+		n, err := ws.conn.Read(buf)
+		if n > 0 && !ws.receive(buf[:n]) {
 			return
 		}
 		if err != nil {
 			ws.end()
 			return
 		}
-		if typ != websocket.MessageText {
-			continue
+	}
+}
+
+// nextEvent parses p up to the end of the next message or control frame and returns the bytes
+// after it; with no event, p ran out first and the parser keeps the incomplete frame.
+func (ws *wsSession) nextEvent(p []byte) (rest []byte, ev wsEvent, err error) {
+	if ws.parser == nil {
+		ws.parser = &frameParser{}
+	}
+	n, ev, err := ws.parser.feed(p, maxClientMessage)
+	if ws.parser.atRest() {
+		ws.parser = nil
+	}
+	return p[n:], ev, err
+}
+
+// receive handles the client's bytes p. It reports false once the session is over, when the
+// reader must stop.
+func (ws *wsSession) receive(p []byte) bool {
+	for len(p) > 0 {
+		var ev wsEvent
+		var err error
+		p, ev, err = ws.nextEvent(p)
+		var perr *protocolError
+		if errors.As(err, &perr) {
+			ws.fail(perr)
+			return false
 		}
-		if !utf8.Valid(data) {
-			ws.close(websocket.StatusInvalidFramePayloadData, "text message is not UTF-8")
-			return
-		}
-		if m, err := parseClientMessage(data); err == nil && m.Type == "ack" && m.Seq > 0 {
-			ws.sub.Ack(m.Seq)
+		if ev.op != 0 && !ws.handle(ev) {
+			return false
 		}
 	}
+	return true
+}
+
+// handle acts on one message or control frame from the client; false means the session ended.
+// Reading is what processes the peer's pongs and close frames. A text message that is not
+// UTF-8 closes the session with 1007 (RFC 6455 §8.1).
+func (ws *wsSession) handle(ev wsEvent) bool {
+	switch ev.op {
+	case opText:
+		if !utf8.Valid(ev.data) {
+			ws.close(websocket.StatusInvalidFramePayloadData, "text message is not UTF-8")
+			return true // the peer's answer is still to be read
+		}
+		if m, err := parseClientMessage(ev.data); err == nil && m.Type == "ack" && m.Seq > 0 {
+			ws.sub.Ack(m.Seq)
+		}
+	case opPing:
+		if err := ws.writeFrame(opPong, ev.data); err != nil && !errors.Is(err, errCloseSent) {
+			ws.end()
+			return false
+		}
+	case opPong:
+		ws.pong()
+	case opClose:
+		code, err := parseClose(ev.data)
+		var perr *protocolError
+		if errors.As(err, &perr) {
+			ws.fail(perr)
+			return false
+		}
+		// The peer's answer to our close, or its own close, which we answer with its code.
+		var answer []byte
+		if code != 0 {
+			answer = closePayload(code, "")
+		}
+		_ = ws.writeFrame(opClose, answer)
+		ws.end()
+		return false
+	}
+	return true
+}
+
+// fail ends a session whose client broke the protocol, telling it why.
+func (ws *wsSession) fail(perr *protocolError) {
+	_ = ws.writeFrame(opClose, closePayload(perr.code, perr.reason))
+	ws.end()
 }
 
 // wake is the hub's signal that something is pending. At most one writer runs at a time; a
@@ -256,7 +405,7 @@ func (ws *wsSession) flush() {
 				return
 			}
 			if seq, since, ok := ws.sub.Next(); ok {
-				if !ws.write(context.Background(), changesFrame(seq)) {
+				if !ws.write(changesFrame(seq)) {
 					ws.writing.Store(false)
 					return
 				}
@@ -270,19 +419,35 @@ func (ws *wsSession) flush() {
 	}
 }
 
-// write sends one text frame within WriteTimeout; a peer that cannot take it is dropped.
-func (ws *wsSession) write(ctx context.Context, frame []byte) bool {
-	ctx, cancel := context.WithTimeout(ctx, ws.svc.cfg.WriteTimeout)
-	defer cancel()
-	if err := ws.conn.Write(ctx, websocket.MessageText, frame); err != nil {
+// write sends one text message; a peer that cannot take it within WriteTimeout is dropped.
+// After the close frame nothing more is sent, and the session waits for the peer's answer.
+func (ws *wsSession) write(frame []byte) bool {
+	err := ws.writeFrame(opText, frame)
+	if err != nil && !errors.Is(err, errCloseSent) {
 		ws.end()
-		return false
 	}
-	return true
+	return err == nil
+}
+
+// writeFrame sends one frame within WriteTimeout. Frames are tens of bytes, written with one
+// system call from a buffer that lives as long as the call.
+func (ws *wsSession) writeFrame(op byte, payload []byte) error {
+	frame := appendFrame(make([]byte, 0, 4+len(payload)), op, payload)
+	ws.writeMu.Lock()
+	defer ws.writeMu.Unlock()
+	if ws.closeSent {
+		return errCloseSent
+	}
+	if op == opClose {
+		ws.closeSent = true
+	}
+	_ = ws.conn.SetWriteDeadline(time.Now().Add(ws.svc.cfg.WriteTimeout))
+	_, err := ws.conn.Write(frame)
+	return err
 }
 
 // untilNextTick is the time to the next heartbeat, or to the token's expiry if sooner: one
-// timer serves both, a few hundred bytes less per idle connection than two.
+// timer serves both.
 func (ws *wsSession) untilNextTick() time.Duration {
 	d := ws.svc.cfg.Heartbeat
 	if !ws.peer.Expires.IsZero() {
@@ -291,43 +456,92 @@ func (ws *wsSession) untilNextTick() time.Duration {
 	return d
 }
 
-// tick closes the session with 4001 once the token has expired (the connection never outlives
-// its token), and otherwise pings the peer, dropping it if no pong comes within PongTimeout.
-// It runs on a timer, not a goroutine of its own, so an idle connection holds no goroutine for it.
+// setTimer sets the session's timer to fire after d. The caller holds timerMu.
+func (ws *wsSession) setTimer(d time.Duration) {
+	if ws.over || ws.timer == nil {
+		return
+	}
+	ws.due = time.Now().Add(d)
+	ws.timer.Reset(d)
+}
+
+// tick is the session's timer. It ends a session whose peer left a ping or a close frame
+// unanswered, closes it with 4001 once the token has expired (the connection never outlives
+// its token), and otherwise pings the peer, which has PongTimeout to answer. It runs on a
+// timer, not a goroutine of its own, so an idle connection holds no goroutine for it.
 func (ws *wsSession) tick() {
-	if !ws.peer.Expires.IsZero() && !time.Now().Before(ws.peer.Expires) {
-		ws.close(CloseTokenExpired, "token expired")
+	ws.timerMu.Lock()
+	if ws.over {
+		ws.timerMu.Unlock()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ws.svc.cfg.PongTimeout)
-	defer cancel()
-	if err := ws.conn.Ping(ctx); err != nil {
+	if wait := time.Until(ws.due); wait > 0 { // a firing the reader's pong overtook
+		ws.timer.Reset(wait)
+		ws.timerMu.Unlock()
+		return
+	}
+	closing, pingOut := ws.closing, ws.pingOut
+	expired := !ws.peer.Expires.IsZero() && !time.Now().Before(ws.peer.Expires)
+	if !closing && !pingOut && !expired {
+		ws.pingOut = true
+		ws.setTimer(ws.svc.cfg.PongTimeout)
+	}
+	ws.timerMu.Unlock()
+	switch {
+	case closing, pingOut:
 		ws.end()
+	case expired:
+		ws.close(CloseTokenExpired, "token expired")
+	default:
+		if err := ws.writeFrame(opPing, nil); err != nil && !errors.Is(err, errCloseSent) {
+			ws.end()
+		}
+	}
+}
+
+// pong records the peer's answer to a ping; the next heartbeat is due a full interval later.
+func (ws *wsSession) pong() {
+	ws.timerMu.Lock()
+	defer ws.timerMu.Unlock()
+	if ws.pingOut && !ws.closing {
+		ws.pingOut = false
+		ws.setTimer(ws.untilNextTick())
+	}
+}
+
+// close starts the closing handshake with a close code, once: the session ends when the peer
+// answers or after closeWait. Timers and shutdown must not wait for the frame to be written, so
+// it goes from a goroutine of its own.
+func (ws *wsSession) close(code websocket.StatusCode, reason string) {
+	ws.timerMu.Lock()
+	if ws.closing || ws.over {
+		ws.timerMu.Unlock()
 		return
 	}
-	ws.timer.Reset(ws.untilNextTick())
-}
-
-// close ends the session with a close code, once. Close waits for the peer's answering close
-// frame (at most a few seconds), so timers and shutdown must not wait for it; while it waits,
-// reads wait for bytes rather than rest, so the answer is read.
-func (ws *wsSession) close(code websocket.StatusCode, reason string) {
-	ws.closeOnce.Do(func() {
-		ws.socket.mayRest.Store(false)
-		go func() {
-			_ = ws.conn.Close(code, reason)
+	ws.closing = true
+	ws.setTimer(closeWait)
+	ws.timerMu.Unlock()
+	go func() {
+		if err := ws.writeFrame(opClose, closePayload(uint16(code), reason)); err != nil && !errors.Is(err, errCloseSent) {
 			ws.end()
-		}()
-	})
+		}
+	}()
 }
 
-// refuse closes a session that never got going; no reader runs, so Close itself reads the
-// peer's answer, and the session's goroutine may wait for it.
+// refuse closes a session that never got going: no reader runs, so the session's goroutine
+// reads the peer's answer itself, within closeWait, and then closes the connection.
 func (ws *wsSession) refuse(code websocket.StatusCode, reason string) {
-	ws.closeOnce.Do(func() {
-		ws.socket.mayRest.Store(false)
-		_ = ws.conn.Close(code, reason)
-	})
+	defer ws.conn.Close()
+	if ws.writeFrame(opClose, closePayload(uint16(code), reason)) != nil {
+		return
+	}
+	deadline := time.Now().Add(closeWait)
+	for {
+		ev, err := ws.await(deadline)
+		if err != nil || ev.op == opClose {
+			return
+		}
+	}
 }
 
 // end releases what the session holds and closes the socket, once, whichever of reader,
@@ -337,9 +551,16 @@ func (ws *wsSession) end() {
 		if ws.watch != nil {
 			ws.watch.Stop() // before the socket closes and its descriptor can be reused
 		}
-		ws.timer.Stop()
-		ws.sub.Close()
+		ws.timerMu.Lock()
+		ws.over = true
+		if ws.timer != nil {
+			ws.timer.Stop()
+		}
+		ws.timerMu.Unlock()
+		if ws.sub != nil {
+			ws.sub.Close()
+		}
 		ws.req.Ticket.Release()
-		ws.conn.CloseNow()
+		ws.conn.Close()
 	})
 }
