@@ -57,7 +57,12 @@ func newMixedExec(env *loadtest.Env, raw json.RawMessage, o Params) (loadtest.Ex
 		return nil, err
 	}
 	met := env.Metrics
-	client := newClient(nil, min(env.MaxVUs, 512), p.Timeout.D())
+	// Requests share a bounded pool: with thousands of devices on one
+	// machine, a slow server would otherwise get a socket per waiting
+	// request and run both sides out of file descriptors. A request that
+	// waits for a connection shows in http_req_blocked.
+	client := newClient(nil, min(env.MaxVUs, mixedPool), p.Timeout.D())
+	client.Transport.(*http.Transport).MaxConnsPerHost = mixedPool
 	// Streams must not be cut by a client timeout; every request on this
 	// client bounds itself.
 	streams := newClient(nil, env.MaxVUs, 0)
@@ -98,6 +103,10 @@ func (x *mixedExec) Teardown(context.Context) error {
 	closeIdle(x.client, x.streams)
 	return nil
 }
+
+// mixedPool bounds the connections of a mixed exec's requests (uploads,
+// downloads, the oracle's); push channels have their own.
+const mixedPool = 512
 
 // mixedDay is what the devices of every mixed scenario of one board share:
 // the storm, the gate that stops uploads at the end, and the oracle.
