@@ -259,10 +259,16 @@ func (ws *wsSession) await(deadline time.Time) (wsEvent, error) {
 	}
 }
 
+// readBuffers are the readers' buffers, taken only while a reader runs: a socket's read
+// escapes to the heap, and a fresh buffer for each pong of thousands of idle connections would
+// be garbage the collector keeps room for.
+var readBuffers = sync.Pool{New: func() any { return new([wsReadBuffer]byte) }}
+
 // readAvailable reads what the socket has, then rearms the watch so that the next bytes start
-// another reader. Its buffer is on its stack, gone when it returns.
+// another reader.
 func (ws *wsSession) readAvailable() {
-	var buf [wsReadBuffer]byte
+	buf := readBuffers.Get().(*[wsReadBuffer]byte)
+	defer readBuffers.Put(buf)
 	for {
 		n, err := readNow(ws.raw, buf[:])
 		switch {

@@ -342,3 +342,28 @@ func TestWS_UpgradeRefusals(t *testing.T) {
 	// The one place alice may hold is free again.
 	dialRaw(t, s, "/ws").next()
 }
+
+// FuzzFrameParser feeds arbitrary client bytes to the frame parser whole and byte by byte: it
+// must not panic, must never hand out a message over the limit, and must see the same events
+// and the same verdict however the bytes are split.
+func FuzzFrameParser(f *testing.F) {
+	f.Add(clientFrame(true, opText, []byte(`{"type":"ack","seq":1}`)))
+	f.Add(append(clientFrame(false, opText, []byte("a")), clientFrame(true, opContinuation, []byte("b"))...))
+	f.Add(clientFrame(true, opClose, closePayload(1000, "bye")))
+	f.Add([]byte{0x81, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		whole, wholeRest, wholeErr := parseAll(stream, len(stream)+1)
+		bytewise, bytewiseRest, bytewiseErr := parseAll(stream, 1)
+		if (wholeErr == nil) != (bytewiseErr == nil) || len(whole) != len(bytewise) || wholeRest != bytewiseRest {
+			t.Fatalf("whole: %d events, %v; byte by byte: %d events, %v", len(whole), wholeErr, len(bytewise), bytewiseErr)
+		}
+		for i, ev := range whole {
+			if ev.op != bytewise[i].op || !bytes.Equal(ev.data, bytewise[i].data) {
+				t.Fatalf("event %d differs: %#x %q and %#x %q", i, ev.op, ev.data, bytewise[i].op, bytewise[i].data)
+			}
+			if len(ev.data) > maxClientMessage {
+				t.Fatalf("event %d of %d bytes, over the limit", i, len(ev.data))
+			}
+		}
+	})
+}
