@@ -75,7 +75,11 @@ func startNATS(ctx context.Context, n *Node) (*natsTransport, error) {
 	for i := range t.subjects {
 		t.subjects[i] = subjectPrefix + strconv.Itoa(i)
 	}
-	nc, err := nats.Connect(n.cfg.NATSURL,
+	security, err := n.cfg.NATSSecurity.options()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(n.cfg.NATSURL, append(security,
 		nats.Name("pulsesync "+n.cfg.NodeID),
 		nats.NoEcho(),
 		nats.RetryOnFailedConnect(true),
@@ -89,7 +93,7 @@ func startNATS(ctx context.Context, n *Node) (*natsTransport, error) {
 		nats.DisconnectErrHandler(t.down),
 		nats.ClosedHandler(func(*nats.Conn) { close(t.closed) }),
 		nats.ErrorHandler(t.asyncError),
-	)
+	)...)
 	if err != nil {
 		if _, ok := errors.AsType[*url.Error](err); ok {
 			return nil, errors.New("connect to NATS: invalid URL") // url.Error quotes the URL, credentials included
@@ -99,6 +103,51 @@ func startNATS(ctx context.Context, n *Node) (*natsTransport, error) {
 	t.nc = nc
 	n.goRun(ctx, t.sweep)
 	return t, nil
+}
+
+// NATSSecurity are the files a node authenticates to the NATS server with and checks the
+// server's certificate against. The zero value adds nothing: the URL alone decides (user and
+// password in it, tls:// for TLS against the system's roots). Every field is a file path, never
+// a secret itself, so the settings can be logged; the files are read when the node starts.
+type NATSSecurity struct {
+	// CredsFile is a user credentials file (a user JWT and its NKey seed, as `nsc` writes
+	// them) for a server in operator mode.
+	CredsFile string
+	// NKeyFile is a file holding a user NKey seed, for a server that lists the user's public
+	// key among its authorized users.
+	NKeyFile string
+	// CAFile is a PEM bundle of the authorities the server's certificate must chain to; set,
+	// it turns TLS on. "" trusts the system's roots.
+	CAFile string
+	// CertFile and KeyFile are this node's PEM certificate and key for a server that verifies
+	// its clients (mutual TLS); both or neither. Set, they turn TLS on.
+	CertFile, KeyFile string
+}
+
+// options turns s into the client's options. The NKey seed is read here, so a missing or bad
+// seed fails the start rather than every reconnect.
+func (s NATSSecurity) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if s.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(s.CredsFile))
+	}
+	if s.NKeyFile != "" {
+		opt, err := nats.NkeyOptionFromSeed(s.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the NATS NKey seed: %w", err)
+		}
+		opts = append(opts, opt)
+	}
+	if s.CAFile != "" {
+		opts = append(opts, nats.RootCAs(s.CAFile))
+	}
+	switch {
+	case s.CertFile != "" && s.KeyFile != "":
+		opts = append(opts, nats.ClientCert(s.CertFile, s.KeyFile))
+	case s.CertFile != "" || s.KeyFile != "":
+		return nil, errors.New("a NATS client certificate needs both its certificate and its key file")
+	}
+	return opts, nil
 }
 
 // up runs on the client's callback goroutine when a connection is established. The

@@ -28,6 +28,9 @@ type Config struct {
 	// NATSURL selects NATS as the transport; "" selects LISTEN/NOTIFY. It may carry
 	// credentials, and is never logged.
 	NATSURL string
+	// NATSSecurity are the credential and TLS files of the NATS connection; the zero value
+	// leaves the URL alone in charge.
+	NATSSecurity NATSSecurity
 	// NodeID names this node in logs, in its NATS client name and in the application_name of
 	// its LISTEN connection ("pulsesync-listen:<NodeID>"), where operators find it in
 	// pg_stat_activity.

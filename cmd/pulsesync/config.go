@@ -46,6 +46,11 @@ type serverFlags struct {
 	CORSOrigins       string   `group:"HTTP" name:"cors-origins" env:"PULSESYNC_CORS_ORIGINS" placeholder:"ORIGINS" help:"browser origins allowed on the v1 routes, comma-separated; * = any; empty = no CORS"`
 
 	NATSURL        string `group:"Push" name:"nats-url" env:"PULSESYNC_NATS_URL,NATS_URL" placeholder:"URL" help:"NATS server URL for the fan-out between nodes (credentials in the URL, tls:// for TLS); empty = Postgres LISTEN/NOTIFY"`
+	NATSCreds      string `group:"Push" name:"nats-creds" env:"PULSESYNC_NATS_CREDS" type:"existingfile" placeholder:"FILE" help:"NATS user credentials file (user JWT and NKey seed) for a server in operator mode"`
+	NATSNKey       string `group:"Push" name:"nats-nkey" env:"PULSESYNC_NATS_NKEY" type:"existingfile" placeholder:"FILE" help:"file holding a NATS user NKey seed, for a server that lists its public key"`
+	NATSTLSCA      string `group:"Push" name:"nats-tls-ca" env:"PULSESYNC_NATS_TLS_CA" type:"existingfile" placeholder:"FILE" help:"PEM authorities the NATS server's certificate must chain to (turns TLS on); empty = the system's"`
+	NATSTLSCert    string `group:"Push" name:"nats-tls-cert" env:"PULSESYNC_NATS_TLS_CERT" type:"existingfile" placeholder:"FILE" help:"PEM client certificate for a NATS server that verifies clients (with --nats-tls-key)"`
+	NATSTLSKey     string `group:"Push" name:"nats-tls-key" env:"PULSESYNC_NATS_TLS_KEY" type:"existingfile" placeholder:"FILE" help:"PEM key of --nats-tls-cert"`
 	ReconcileEvery period `group:"Push" name:"reconcile-every" env:"PULSESYNC_RECONCILE_EVERY" default:"5s" help:"how late at most a device hears of an advance the fan-out lost"`
 	Heartbeat      period `group:"Push" name:"heartbeat" env:"PULSESYNC_HEARTBEAT" default:"25s" help:"WebSocket ping and SSE comment interval, told to clients"`
 	PongTimeout    period `group:"Push" name:"pong-timeout" env:"PULSESYNC_PONG_TIMEOUT" default:"10s" help:"an unanswered WebSocket ping drops the peer after this"`
@@ -107,6 +112,9 @@ func (f serverFlags) parse() (settings, error) {
 	}
 	if !(f.ConnectRate > 0 || f.ConnectRate == -1) {
 		return s, fmt.Errorf("--connect-rate / PULSESYNC_CONNECT_RATE: %v is not a positive rate or -1", f.ConnectRate)
+	}
+	if (f.NATSTLSCert == "") != (f.NATSTLSKey == "") {
+		return s, fmt.Errorf("--nats-tls-cert / PULSESYNC_NATS_TLS_CERT and --nats-tls-key / PULSESYNC_NATS_TLS_KEY: give both or neither")
 	}
 	if s.v1Tables, err = v1TableSpecs(f.V1Tables); err != nil {
 		return s, err

@@ -152,6 +152,12 @@ func (p pulsesync) testUsageErrors(t *testing.T) {
 		{args: []string{"serve", "--v1-tables", "nodot"}, want: "--v1-tables"},
 		{args: []string{"serve", "--config", "/nonexistent/pulsesync.yaml"}, want: "--config"},
 		{args: []string{"token", "--did", "d"}, want: "--sub"},
+		// The NATS connection's files must exist, named by their setting, wherever they were set.
+		{args: []string{"serve", "--nats-creds", "/nonexistent/user.creds"}, want: "--nats-creds"},
+		{args: []string{"serve", "--nats-nkey", "/nonexistent/user.nk"}, want: "--nats-nkey"},
+		{args: []string{"serve"}, env: []string{"PULSESYNC_NATS_TLS_CA=/nonexistent/ca.pem"}, want: "--nats-tls-ca"},
+		{args: []string{"serve", "--nats-tls-key", "/nonexistent/key.pem"}, want: "--nats-tls-key"},
+		{args: []string{"serve", "--nats-tls-cert", p.bin}, want: "--nats-tls-key"},
 	} {
 		r := p.run(t, tc.env, tc.args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/pulsesync/pulsesync/cluster"
 	"github.com/pulsesync/pulsesync/httpapi"
 	"github.com/pulsesync/pulsesync/httpapi/auth"
 	"github.com/pulsesync/pulsesync/internal/node"
@@ -145,7 +146,7 @@ func nameSetting(err error) error {
 		{node.ErrTables, "--tables / PULSESYNC_TABLES"},
 		{node.ErrV1Tables, "--v1-tables / PULSESYNC_V1_TABLES"},
 		{node.ErrAuth, "--jwt-secret / PULSESYNC_JWT_SECRET, --jwt-jwks-url / PULSESYNC_JWT_JWKS_URL"},
-		{node.ErrFanout, "--nats-url / PULSESYNC_NATS_URL"},
+		{node.ErrFanout, "--nats-url / PULSESYNC_NATS_URL, --nats-* / PULSESYNC_NATS_*"},
 	} {
 		if errors.Is(err, m.cause) {
 			return fmt.Errorf("%s: %w", m.setting, err)
@@ -196,7 +197,9 @@ func (s settings) nodeConfig(pool *pgxpool.Pool, names []pg.TableName, extras no
 			ConnectBurst:  int(s.ConnectBurst),
 			Exempt:        s.limitExempt,
 		},
-		NATSURL:        s.NATSURL,
+		NATSURL: s.NATSURL,
+		NATSSecurity: cluster.NATSSecurity{CredsFile: s.NATSCreds, NKeyFile: s.NATSNKey, CAFile: s.NATSTLSCA,
+			CertFile: s.NATSTLSCert, KeyFile: s.NATSTLSKey},
 		NodeID:         s.NodeID,
 		ReconcileEvery: time.Duration(s.ReconcileEvery),
 		Push: push.Config{

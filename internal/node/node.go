@@ -61,6 +61,8 @@ type Config struct {
 	DevSignIn *httpapi.DevSignIn
 	// NATSURL selects NATS for the fan-out between nodes; "" selects Postgres LISTEN/NOTIFY.
 	NATSURL string
+	// NATSSecurity are the NATS connection's credential and TLS files (cluster.NATSSecurity).
+	NATSSecurity cluster.NATSSecurity
 	// NodeID names the node in logs, metrics and its NATS and LISTEN connections.
 	NodeID string
 	// ReconcileEvery bounds how late a device hears of an advance the fan-out lost; 0 = 5 s.
@@ -134,7 +136,7 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("%w: %w", ErrAuth, err)
 	}
 	watermarks := sequencer.NewWatermarks(sequencer.WatermarksConfig{})
-	n.Cluster, err = cluster.Start(ctx, cluster.Config{Pool: cfg.Pool, NATSURL: cfg.NATSURL, NodeID: cfg.NodeID,
+	n.Cluster, err = cluster.Start(ctx, cluster.Config{Pool: cfg.Pool, NATSURL: cfg.NATSURL, NATSSecurity: cfg.NATSSecurity, NodeID: cfg.NodeID,
 		Hub: n.Hub, Watermarks: watermarks, ReconcileEvery: cfg.ReconcileEvery, Logger: log, Registry: registry})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFanout, err)
