@@ -156,6 +156,27 @@ func (c *wsClient) read(t *testing.T) string {
 	return string(data)
 }
 
+// sendRequest sends GET path with header on a TCP connection of its own, dialled with a
+// receive buffer of rcvbuf bytes (see dialTCP), and returns the connection and the request.
+func sendRequest(t *testing.T, s *testServer, path string, header http.Header, rcvbuf int) (net.Conn, *http.Request) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pushtest.Wait)
+	defer cancel()
+	tcp, err := dialTCP(t, ctx, strings.TrimPrefix(s.url, "http://"), rcvbuf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, s.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	if err := req.Write(tcp); err != nil {
+		t.Fatal(err)
+	}
+	return tcp, req
+}
+
 // sseClient is an SSE client on a TCP connection of its own, reading the chunked body itself,
 // so that no HTTP client buffers events the test means to leave in the kernel.
 type sseClient struct {
@@ -165,19 +186,7 @@ type sseClient struct {
 
 func openSSE(t *testing.T, s *testServer, rcvbuf int) *sseClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), pushtest.Wait)
-	defer cancel()
-	tcp, err := dialTCP(t, ctx, strings.TrimPrefix(s.url, "http://"), rcvbuf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodGet, s.url+"/sse", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := req.Write(tcp); err != nil {
-		t.Fatal(err)
-	}
+	tcp, req := sendRequest(t, s, "/sse", nil, rcvbuf)
 	resp, err := http.ReadResponse(bufio.NewReader(tcp), req)
 	if err != nil {
 		t.Fatalf("open /sse: %v", err)

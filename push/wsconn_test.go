@@ -162,20 +162,8 @@ type rawWS struct {
 
 func dialRaw(t *testing.T, s *testServer, path string) *rawWS {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), pushtest.Wait)
-	defer cancel()
-	conn, err := dialTCP(t, ctx, strings.TrimPrefix(s.url, "http://"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	if err := req.Write(conn); err != nil {
-		t.Fatal(err)
-	}
+	conn, req := sendRequest(t, s, path, http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"},
+		"Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}, 0)
 	c := &rawWS{t: t, conn: conn, r: bufio.NewReader(conn)}
 	_ = conn.SetReadDeadline(time.Now().Add(pushtest.Wait))
 	resp, err := http.ReadResponse(c.r, req)
