@@ -33,6 +33,14 @@ func Connect(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 	if cfg.MaxConns > 0 && !strings.Contains(cfg.URL, "pool_max_conns") {
 		pc.MaxConns = cfg.MaxConns
 	}
+	if _, set := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
+		// The server's statements are written for generic plans (arrays through unnest, one
+		// LATERAL probe per key), which pgx prepares once per connection. Left to choose, the
+		// planner replans some of them on every call because a one-element array looks cheaper
+		// to a custom plan: about a quarter of one-change uploads paid half a millisecond of
+		// planning for it (BENCHMARKS.md, "Where one upload's cost goes").
+		pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)

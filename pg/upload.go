@@ -17,6 +17,10 @@ import (
 // the next attempt runs them in savepoints to find which.
 var errIsolateProjections = errors.New("a projection failed: isolate projections")
 
+// errNoSequence ends an attempt that found the user without a sequence row, so that it locked
+// nothing: the row is created and the upload starts again.
+var errNoSequence = errors.New("the user has no sequence row")
+
 // maxAttempts bounds how often an upload transaction is re-run after a transient failure
 // (serialization failure, deadlock, lock timeout), as the reference does (§3.4 step 11).
 const maxAttempts = 3
@@ -47,11 +51,19 @@ func (s *Store) Upload(ctx context.Context, user, source string, in []ChangeInpu
 		res.Highest, err = s.Watermark(ctx, user)
 		return res, err
 	}
-	isolate := false
+	isolate, created := false, false
 	for attempt := 1; ; attempt++ {
 		err = s.applyOnce(ctx, user, source, changes, isolate, &res)
 		if errors.Is(err, errIsolateProjections) && !isolate {
 			isolate, attempt = true, attempt-1 // not a failure of the database: no backoff
+			continue
+		}
+		if errors.Is(err, errNoSequence) && !created {
+			// The user's first upload (not a failure of the database: no backoff).
+			if err = sequencer.Create(ctx, s.pool, user); err != nil {
+				return UploadResult{}, err
+			}
+			created, attempt = true, attempt-1
 			continue
 		}
 		if err == nil || !transient(err) || attempt == maxAttempts {
@@ -168,6 +180,9 @@ func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*c
 	if err := c.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("read upload state: %w", err)
 	}
+	if block.Missing() {
+		return errNoSequence
+	}
 
 	applied := s.decide(changes, state.recorded, state.rows, res.Outcomes)
 	if err := fillConflictRows(ctx, c, user, changes, state.rows, res.Outcomes); err != nil {
@@ -180,8 +195,7 @@ func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*c
 		for i, a := range applied {
 			a.serverID = first + int64(i)
 		}
-		queueStreamWrites(&p, user, source, applied)
-		block.QueueStore(&p.batch)
+		queueStreamWrites(&p, user, source, applied, block.Last())
 	}
 	groups, unconverted := planProjections(applied)
 	queueRecordFailures(&p, user, unconverted)
@@ -399,9 +413,11 @@ func fillConflictRows(ctx context.Context, c *pgx.Conn, user string, changes []*
 	return nil
 }
 
-// streamWritesSQL appends the applied changes to the stream and moves their rows' versions in
-// one statement, so each change's fields cross the wire once.
-const streamWritesSQL = `WITH c AS (
+// streamWritesSQL appends the applied changes to the stream, moves their rows' versions and
+// stores the user's new last id ($11) in one statement, so each change's fields cross the wire
+// once and the transaction runs one statement fewer.
+var streamWritesSQL = `WITH seq AS (` + sequencer.StoreStatement("$1", "$11") + `),
+c AS (
     INSERT INTO sync.changes
         (user_id, server_id, schema_name, table_name, op, pk, payload, server_version, source_id, source_change_id)
     SELECT $1, u.server_id, u.schema_name, u.table_name, u.op, u.pk, u.payload, u.server_version, $2, u.source_change_id
@@ -413,10 +429,10 @@ SELECT $1, c.schema_name, c.table_name, c.pk, c.server_version, c.op = 'DELETE',
 ON CONFLICT (user_id, schema_name, table_name, pk) DO UPDATE
 SET server_version = excluded.server_version, deleted = excluded.deleted, server_id = excluded.server_id`
 
-// queueStreamWrites queues the stream entries and row versions of the applied changes: one
-// statement whatever the batch size. A request never holds two changes of one row, so the
-// upsert meets each row once.
-func queueStreamWrites(p *pipeline, user, source string, applied []*appliedChange) {
+// queueStreamWrites queues the stream entries and row versions of the applied changes and the
+// store of last, the user's new last id: one statement whatever the batch size. A request never
+// holds two changes of one row, so the upsert meets each row once.
+func queueStreamWrites(p *pipeline, user, source string, applied []*appliedChange, last int64) {
 	n := len(applied)
 	ids, versions, scids := make([]int64, n), make([]int64, n), make([]int64, n)
 	schemas, tables, ops := make([]string, n), make([]string, n), make([]string, n)
@@ -430,7 +446,7 @@ func queueStreamWrites(p *pipeline, user, source string, applied []*appliedChang
 			payloads[i] = &p
 		}
 	}
-	p.exec(streamWritesSQL, user, source, ids, schemas, tables, ops, pks, payloads, versions, scids)
+	p.exec(streamWritesSQL, user, source, ids, schemas, tables, ops, pks, payloads, versions, scids, last)
 }
 
 // transient reports whether err is worth re-running the whole transaction for.

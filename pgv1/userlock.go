@@ -101,6 +101,10 @@ func errBusy() *Error {
 // time zone, so that every timestamp PostgreSQL renders for the wire carries UTC.
 const lockSQL = `SELECT set_config('lock_timeout', $1, true), set_config('TimeZone', 'UTC', true)`
 
+// errSequenceCreated ends an attempt that found the user without a bundle sequence row and
+// created it: the next attempt locks it.
+var errSequenceCreated = errors.New("bundle sequence created: lock again")
+
 // inUserLock runs fn in one transaction that holds user's lock: first a turn in this process's
 // queue for user, then a pooled connection, then the row lock on the user's bundle sequence
 // (sequencer.BundleStream), which serialises the user's mutations across nodes and hands fn the
@@ -126,8 +130,13 @@ func (s *Store) inUserLock(ctx context.Context, user string, fn func(ctx context
 		return errBusy()
 	}
 	defer s.queues.release(user)
+	created := false
 	for attempt := 1; ; attempt++ {
 		err = s.lockedTx(ctx, user, deadline, fn)
+		if errors.Is(err, errSequenceCreated) && !created {
+			created, attempt = true, attempt-1 // the user's first mutation: not a failure
+			continue
+		}
 		if err == nil || attempt == maxAttempts || !retryable(err) {
 			return err
 		}
@@ -165,6 +174,17 @@ func (s *Store) lockedTx(ctx context.Context, user string, deadline time.Time, f
 			return errBusy()
 		}
 		return fmt.Errorf("lock user: %w", err)
+	}
+	if seq.Missing() {
+		// Nothing is locked: create the user's sequence row outside this transaction and start
+		// again (inUserLock).
+		if err := tx.Rollback(ctx); err != nil {
+			return fmt.Errorf("lock user: %w", err)
+		}
+		if err := sequencer.Create(ctx, conn.Conn(), sequencer.BundleStream(user)); err != nil {
+			return err
+		}
+		return errSequenceCreated
 	}
 	err = fn(ctx, tx, seq)
 	if pgCode(err) == "55P03" {

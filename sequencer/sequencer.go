@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Querier is the part of a pgx pool, connection or transaction the sequencer needs.
@@ -17,16 +18,16 @@ type Querier interface {
 // Block is a user's sequence, locked inside one upload transaction. Ids taken from it are dense
 // and start right after the user's last committed id.
 type Block struct {
-	user string
-	last int64 // last committed id when the lock was taken
-	next int64 // next id to hand out
+	user    string
+	missing bool  // the user has no sequence row yet: nothing is locked
+	last    int64 // last committed id when the lock was taken
+	next    int64 // next id to hand out
 }
 
-// lockSQL locks the user's sequence row, creating it on the user's first upload. The no-op
-// update is what takes the row lock; RETURNING reads the newest committed value after any wait.
-const lockSQL = `INSERT INTO sync.user_seq AS s (user_id, last_seq) VALUES ($1, 0)
-ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq
-RETURNING last_seq`
+// lockSQL locks the user's sequence row and reads the newest committed value after any wait. A
+// row lock writes no new row version, which the upsert that used to create and lock the row in
+// one statement did on every upload; the row is created once, by Create.
+const lockSQL = `SELECT last_seq FROM sync.user_seq WHERE user_id = $1 FOR NO KEY UPDATE`
 
 // QueueLock queues, as the next statement of batch, the lock of user's sequence row, and returns
 // the Block it fills when the batch's results are read. The lock is held until the transaction
@@ -34,18 +35,46 @@ RETURNING last_seq`
 // statement queued after it sees everything committed by the user's earlier uploads. It locks no
 // row of another user, so uploads of different users never wait for each other.
 //
+// A user without a sequence row (before their first upload) gets a Block that is Missing: it
+// locked nothing, so the caller must end the transaction, call Create and start again.
+//
 // This is docs/architecture.md's "UPDATE … SET last_seq = last_seq + n" split in two: the upload learns how
 // many ids it needs only after judging its changes under the lock, so ids stay dense.
 func QueueLock(batch *pgx.Batch, user string) *Block {
 	b := &Block{user: user}
 	batch.Queue(lockSQL, user).QueryRow(func(row pgx.Row) error {
-		if err := row.Scan(&b.last); err != nil {
+		err := row.Scan(&b.last)
+		if errors.Is(err, pgx.ErrNoRows) {
+			b.missing = true
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("lock sequence of user: %w", err)
 		}
 		b.next = b.last + 1
 		return nil
 	})
 	return b
+}
+
+// Missing reports whether the user had no sequence row, so that the lock took nothing.
+func (b *Block) Missing() bool { return b.missing }
+
+const createSQL = `INSERT INTO sync.user_seq (user_id, last_seq) VALUES ($1, 0) ON CONFLICT (user_id) DO NOTHING`
+
+// Execer is the part of a pgx pool or connection that Create needs.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Create makes sure user has a sequence row, so that QueueLock finds one to lock. It commits on
+// its own (it must run outside the transaction that found the row missing) and may race with
+// another Create of the same user: both succeed.
+func Create(ctx context.Context, q Execer, user string) error {
+	if _, err := q.Exec(ctx, createSQL, user); err != nil {
+		return fmt.Errorf("create sequence of user: %w", err)
+	}
+	return nil
 }
 
 // Take reserves the next n ids and returns the first of them.
@@ -58,7 +87,14 @@ func (b *Block) Take(n int) (first int64) {
 // Last is the highest id taken so far, or the user's last committed id if none was.
 func (b *Block) Last() int64 { return b.next - 1 }
 
-const storeSQL = `UPDATE sync.user_seq SET last_seq = $2 WHERE user_id = $1`
+// StoreStatement returns the UPDATE that records the ids taken from a Block, with user and last
+// the placeholders of the user and of Last in the enclosing statement, so a caller can fold it
+// into a statement of its own as a data-modifying CTE and save a statement per transaction.
+func StoreStatement(user, last string) string {
+	return `UPDATE sync.user_seq SET last_seq = ` + last + ` WHERE user_id = ` + user
+}
+
+var storeSQL = StoreStatement("$1", "$2")
 
 // QueueStore queues into batch the statement that records the ids taken from b. It must run in
 // the transaction that holds the lock, after the changes carrying those ids. A block from which
