@@ -23,14 +23,15 @@ type serverFlags struct {
 	DatabaseURL string `group:"Database" name:"database-url" env:"PULSESYNC_DATABASE_URL,DATABASE_URL" placeholder:"URL" help:"PostgreSQL connection URL (serve: required; dev: default is a throwaway cluster)"`
 	DBMaxConns  int32  `group:"Database" name:"db-max-conns" env:"PULSESYNC_DB_MAX_CONNS" default:"32" help:"database pool size, unless the URL sets pool_max_conns"`
 
-	JWTSecret   string   `group:"Tokens" name:"jwt-secret" env:"PULSESYNC_JWT_SECRET,JWT_SECRET" placeholder:"SECRET" help:"HMAC secret for HS256/384/512 tokens"`
-	JWKSURL     string   `group:"Tokens" name:"jwt-jwks-url" env:"PULSESYNC_JWT_JWKS_URL,JWT_JWKS_URL" placeholder:"URL" help:"JWKS URL for RS*/PS*/ES* tokens (keys cached, fetched again every --jwt-jwks-refresh and on an unknown kid)"`
-	JWKSRefresh period   `group:"Tokens" name:"jwt-jwks-refresh" env:"PULSESYNC_JWT_JWKS_REFRESH" default:"5m" help:"how often the JWK Set is fetched again"`
-	AllowNoExp  bool     `group:"Tokens" name:"allow-no-exp" env:"PULSESYNC_ALLOW_NO_EXP" help:"accept tokens without an exp claim (they never expire)"`
-	Tables      string   `group:"v0 protocol" name:"tables" env:"PULSESYNC_TABLES" placeholder:"LIST" help:"v0 tables, comma-separated schema.table; each needs a uuid primary key"`
-	MaxPayload  byteSize `group:"v0 protocol" name:"max-payload" env:"PULSESYNC_MAX_PAYLOAD" default:"0" help:"largest payload of one v0 change; 0 = only the body limit"`
-	MaxChanges  count    `group:"v0 protocol" name:"max-changes" env:"PULSESYNC_MAX_CHANGES" default:"0" help:"most changes in one v0 upload, answered batch_too_large beyond; 0 = no limit (recommended, docs/protocol-v0.md §9.3)"`
-	MaxBody     byteSize `group:"HTTP" name:"max-body" env:"PULSESYNC_MAX_BODY" default:"32MiB" help:"largest request body (bytes, or with KiB/MiB/GiB); Sep-2025 KMP clients upload their whole queue at once"`
+	JWTSecret     string   `group:"Tokens" name:"jwt-secret" env:"PULSESYNC_JWT_SECRET,JWT_SECRET" placeholder:"SECRET" help:"HMAC secret for HS256/384/512 tokens"`
+	JWKSURL       string   `group:"Tokens" name:"jwt-jwks-url" env:"PULSESYNC_JWT_JWKS_URL,JWT_JWKS_URL" placeholder:"URL" help:"JWKS URL for RS*/PS*/ES* tokens (keys cached, fetched again every --jwt-jwks-refresh and on an unknown kid)"`
+	JWKSRefresh   period   `group:"Tokens" name:"jwt-jwks-refresh" env:"PULSESYNC_JWT_JWKS_REFRESH" default:"5m" help:"how often the JWK Set is fetched again"`
+	AllowNoExp    bool     `group:"Tokens" name:"allow-no-exp" env:"PULSESYNC_ALLOW_NO_EXP" help:"accept tokens without an exp claim (they never expire)"`
+	Tables        string   `group:"v0 protocol" name:"tables" env:"PULSESYNC_TABLES" placeholder:"LIST" help:"v0 tables, comma-separated schema.table; each needs a uuid primary key"`
+	MaxPayload    byteSize `group:"v0 protocol" name:"max-payload" env:"PULSESYNC_MAX_PAYLOAD" default:"0" help:"largest payload of one v0 change; 0 = only the body limit"`
+	MaxChanges    count    `group:"v0 protocol" name:"max-changes" env:"PULSESYNC_MAX_CHANGES" default:"0" help:"most changes in one v0 upload, answered batch_too_large beyond; 0 = no limit (recommended, docs/protocol-v0.md §9.3)"`
+	SchemaVersion count    `group:"v0 protocol" name:"schema-version" env:"PULSESYNC_SCHEMA_VERSION" default:"1" help:"what GET /sync/schema-version reports: raise it when the app's tables change"`
+	MaxBody       byteSize `group:"HTTP" name:"max-body" env:"PULSESYNC_MAX_BODY" default:"32MiB" help:"largest request body (bytes, or with KiB/MiB/GiB); Sep-2025 KMP clients upload their whole queue at once"`
 
 	Addr              string   `group:"HTTP" name:"addr" env:"PULSESYNC_ADDR" placeholder:"ADDR" help:"listen address (serve: :8080, dev: 127.0.0.1:8080)"`
 	ReadHeaderTimeout period   `group:"HTTP" name:"read-header-timeout" env:"PULSESYNC_READ_HEADER_TIMEOUT" default:"10s" help:"time to read a request's line and headers"`
@@ -51,6 +52,7 @@ type serverFlags struct {
 	NATSTLSCA      string `group:"Push" name:"nats-tls-ca" env:"PULSESYNC_NATS_TLS_CA" type:"existingfile" placeholder:"FILE" help:"PEM authorities the NATS server's certificate must chain to (turns TLS on); empty = the system's"`
 	NATSTLSCert    string `group:"Push" name:"nats-tls-cert" env:"PULSESYNC_NATS_TLS_CERT" type:"existingfile" placeholder:"FILE" help:"PEM client certificate for a NATS server that verifies clients (with --nats-tls-key)"`
 	NATSTLSKey     string `group:"Push" name:"nats-tls-key" env:"PULSESYNC_NATS_TLS_KEY" type:"existingfile" placeholder:"FILE" help:"PEM key of --nats-tls-cert"`
+	WatermarkCache count  `group:"Push" name:"watermark-cache-entries" env:"PULSESYNC_WATERMARK_CACHE_ENTRIES" default:"1000000" help:"users whose last server id this node caches (about 100 bytes each)"`
 	ReconcileEvery period `group:"Push" name:"reconcile-every" env:"PULSESYNC_RECONCILE_EVERY" default:"5s" help:"how late at most a device hears of an advance the fan-out lost"`
 	Heartbeat      period `group:"Push" name:"heartbeat" env:"PULSESYNC_HEARTBEAT" default:"25s" help:"WebSocket ping and SSE comment interval, told to clients"`
 	PongTimeout    period `group:"Push" name:"pong-timeout" env:"PULSESYNC_PONG_TIMEOUT" default:"10s" help:"an unanswered WebSocket ping drops the peer after this"`
@@ -61,6 +63,8 @@ type serverFlags struct {
 
 	V1Tables          string   `group:"v1 protocol" name:"v1-tables" env:"PULSESYNC_V1_TABLES" placeholder:"LIST" help:"v1 tables, comma-separated schema.table[:key_column]; each needs a _sync_scope_id owner column (docs/operations.md)"`
 	V1RetainBundles   count    `group:"v1 protocol" name:"v1-retain-bundles" env:"PULSESYNC_V1_RETAIN_BUNDLES" default:"10000" help:"v1 bundles kept pullable per user; clients behind the discarded history rebuild from a snapshot"`
+	V1SchemaVersion   count    `group:"v1 protocol" name:"v1-schema-version" env:"PULSESYNC_V1_SCHEMA_VERSION" default:"1" help:"schema_version reported to v1 clients by /sync/capabilities"`
+	V1ReservedSources string   `group:"v1 protocol" name:"v1-reserved-sources" env:"PULSESYNC_V1_RESERVED_SOURCES" placeholder:"LIST" help:"source ids kept for the server's own writes, comma-separated; clients may not use them"`
 	V1Watch           bool     `group:"v1 protocol" name:"v1-watch" env:"PULSESYNC_V1_WATCH" default:"true" negatable:"" help:"serve GET /sync/watch to v1 clients (off: they poll)"`
 	V1AppName         string   `group:"v1 protocol" name:"v1-app-name" env:"PULSESYNC_V1_APP_NAME" placeholder:"NAME" help:"app_name reported to v1 clients by /sync/capabilities"`
 	V1MaxBody         byteSize `group:"v1 protocol" name:"v1-max-body" env:"PULSESYNC_V1_MAX_BODY" default:"1MiB" help:"largest v1 body other than a chunk"`
@@ -107,8 +111,15 @@ func (f serverFlags) parse() (settings, error) {
 	if f.DBMaxConns < 1 {
 		return s, fmt.Errorf("--db-max-conns / PULSESYNC_DB_MAX_CONNS: %d is not a positive count", f.DBMaxConns)
 	}
-	if f.V1RetainBundles < 1 {
-		return s, fmt.Errorf("--v1-retain-bundles / PULSESYNC_V1_RETAIN_BUNDLES: %d is not a positive count", f.V1RetainBundles)
+	for _, c := range []struct {
+		n       count
+		setting string
+	}{{f.SchemaVersion, "--schema-version / PULSESYNC_SCHEMA_VERSION"}, {f.V1SchemaVersion, "--v1-schema-version / PULSESYNC_V1_SCHEMA_VERSION"},
+		{f.WatermarkCache, "--watermark-cache-entries / PULSESYNC_WATERMARK_CACHE_ENTRIES"},
+		{f.V1RetainBundles, "--v1-retain-bundles / PULSESYNC_V1_RETAIN_BUNDLES"}} {
+		if c.n < 1 {
+			return s, fmt.Errorf("%s: %d is not a positive count", c.setting, c.n)
+		}
 	}
 	if !(f.ConnectRate > 0 || f.ConnectRate == -1) {
 		return s, fmt.Errorf("--connect-rate / PULSESYNC_CONNECT_RATE: %v is not a positive rate or -1", f.ConnectRate)

@@ -21,7 +21,7 @@ func TestNodeConfig_CarriesNATSSecurity(t *testing.T) {
 	}
 	want := cluster.NATSSecurity{CredsFile: file("user.creds"), NKeyFile: file("user.nk"), CAFile: file("ca.pem"),
 		CertFile: file("client.pem"), KeyFile: file("client-key.pem")}
-	s, err := serverFlags{MaxBody: 1, DBMaxConns: 1, V1RetainBundles: 1, ConnectRate: -1, NodeID: "n",
+	s, err := serverFlags{MaxBody: 1, DBMaxConns: 1, V1RetainBundles: 1, SchemaVersion: 1, V1SchemaVersion: 1, WatermarkCache: 1, ConnectRate: -1, NodeID: "n",
 		NATSCreds: want.CredsFile, NATSNKey: want.NKeyFile, NATSTLSCA: want.CAFile,
 		NATSTLSCert: want.CertFile, NATSTLSKey: want.KeyFile}.parse()
 	if err != nil {

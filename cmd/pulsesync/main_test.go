@@ -148,6 +148,8 @@ func (p pulsesync) testUsageErrors(t *testing.T) {
 		{args: []string{"serve", "--heartbeat", "-1s"}, want: "--heartbeat"},
 		{args: []string{"serve", "--push-max-per-user", "1e3"}, want: "--push-max-per-user"},
 		{args: []string{"serve", "--conns-per-ip", "0"}, want: "--conns-per-ip"},
+		{args: []string{"serve", "--schema-version", "0"}, want: "--schema-version"},
+		{args: []string{"serve", "--watermark-cache-entries", "99999999999999999999"}, want: "--watermark-cache-entries"},
 		{args: []string{"serve", "--log-level", "loud"}, want: "--log-level"},
 		{args: []string{"serve", "--v1-tables", "nodot"}, want: "--v1-tables"},
 		{args: []string{"serve", "--config", "/nonexistent/pulsesync.yaml"}, want: "--config"},
@@ -221,7 +223,7 @@ func (p pulsesync) testStartupFailures(t *testing.T) {
 // testPrecedence starts serve from a config file, variables and flags that disagree, and reads
 // what it chose from its "serving" log line: a flag beats a variable and the file, a variable
 // beats the file, the file beats the default. The running node also shows that serve leaves
-// /dummy-signin out and serves its metrics on --metrics-addr.
+// /dummy-signin out, serves its metrics on --metrics-addr and reports the file's schema-version.
 func (p pulsesync) testPrecedence(t *testing.T) {
 	db := pgtest.NewDB(t)
 	fileAddr, envAddr, flagAddr, metricsAddr := closedAddr(t), closedAddr(t), closedAddr(t), closedAddr(t)
@@ -232,6 +234,7 @@ node-id: from-file
 tables: [business.users]
 jwt-secret: file-secret
 shutdown-timeout: 5s
+schema-version: 7
 metrics-addr: `+metricsAddr+`
 `), 0o600); err != nil {
 		t.Fatal(err)
@@ -290,6 +293,19 @@ metrics-addr: `+metricsAddr+`
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("a token signed with the file's jwt-secret got %d, want 200", resp.StatusCode)
+	}
+	req.URL.Path, req.URL.RawQuery = "/sync/schema-version", ""
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var version struct {
+		SchemaVersion int `json:"schema_version"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&version)
+	resp.Body.Close()
+	if err != nil || version.SchemaVersion != 7 {
+		t.Errorf("GET /sync/schema-version: %+v, %v; want the file's schema-version 7", version, err)
 	}
 	resp, err = http.Post("http://"+flagAddr+"/dummy-signin", "application/json",
 		strings.NewReader(`{"user":"bob","password":"x","device":"tablet"}`))

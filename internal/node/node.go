@@ -51,6 +51,11 @@ type Config struct {
 	V1 httpapi.V1Config
 	// Store configures the upload limits; its Logger defaults to Logger.
 	Store pg.StoreConfig
+	// SchemaVersion is what GET /sync/schema-version reports (httpapi.Config); 0 means 1.
+	SchemaVersion int
+	// WatermarkCacheEntries caps the users whose last server id the node caches
+	// (sequencer.WatermarksConfig.MaxEntries); 0 = 1,000,000, roughly 100 MB.
+	WatermarkCacheEntries int
 	// Auth configures token verification (a secret and/or a JWKS URL).
 	Auth auth.Config
 	// MaxBodyBytes caps request bodies; 0 = httpapi's default.
@@ -135,7 +140,7 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.verifier, err = auth.NewVerifier(ctx, authCfg); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrAuth, err)
 	}
-	watermarks := sequencer.NewWatermarks(sequencer.WatermarksConfig{})
+	watermarks := sequencer.NewWatermarks(sequencer.WatermarksConfig{MaxEntries: cfg.WatermarkCacheEntries})
 	n.Cluster, err = cluster.Start(ctx, cluster.Config{Pool: cfg.Pool, NATSURL: cfg.NATSURL, NATSSecurity: cfg.NATSSecurity, NodeID: cfg.NodeID,
 		Hub: n.Hub, Watermarks: watermarks, ReconcileEvery: cfg.ReconcileEvery, Logger: log, Registry: registry})
 	if err != nil {
@@ -150,7 +155,7 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.edge, err = newHTTPEdge(cfg.HTTP, log, registry); err != nil {
 		return nil, err
 	}
-	apiCfg := httpapi.Config{Store: n.Store, Verifier: n.verifier, MaxBodyBytes: cfg.MaxBodyBytes,
+	apiCfg := httpapi.Config{Store: n.Store, Verifier: n.verifier, MaxBodyBytes: cfg.MaxBodyBytes, SchemaVersion: cfg.SchemaVersion,
 		DevSignIn: cfg.DevSignIn, Logger: log, Registry: registry, Push: n.Push, Fanout: n.Cluster, Watermarks: watermarks,
 		Deadlines: n.edge.cfg.Deadlines}
 	if len(cfg.V1Tables) > 0 {
