@@ -190,7 +190,11 @@ func (ws *wsSession) authenticate(ctx context.Context) bool {
 	case errors.As(err, &perr):
 		ws.refuse(websocket.StatusCode(perr.code), perr.reason)
 		return false
-	case err != nil || ev.op == opClose:
+	case err == nil && ev.op == opClose: // the client leaves before it said who it is
+		ws.answerClose(ev.data)
+		ws.conn.Close()
+		return false
+	case err != nil:
 		ws.refuse(CloseForbidden, "auth message required")
 		return false
 	case ev.op == opText && !utf8.Valid(ev.data):
@@ -354,23 +358,27 @@ func (ws *wsSession) handle(ev wsEvent) bool {
 		}
 	case opPong:
 		ws.pong()
-	case opClose:
-		code, err := parseClose(ev.data)
-		var perr *protocolError
-		if errors.As(err, &perr) {
-			ws.fail(perr)
-			return false
-		}
-		// The peer's answer to our close, or its own close, which we answer with its code.
-		var answer []byte
-		if code != 0 {
-			answer = closePayload(code, "")
-		}
-		_ = ws.writeFrame(opClose, answer)
+	case opClose: // the peer's answer to our close, or its own close
+		ws.answerClose(ev.data)
 		ws.end()
 		return false
 	}
 	return true
+}
+
+// answerClose answers the peer's close frame with its code (RFC 6455 §5.5.1), or with 1002 or
+// 1007 if the frame is malformed. After our own close frame it sends nothing.
+func (ws *wsSession) answerClose(payload []byte) {
+	code, err := parseClose(payload)
+	var perr *protocolError
+	var answer []byte
+	switch {
+	case errors.As(err, &perr):
+		answer = closePayload(perr.code, perr.reason)
+	case code != 0:
+		answer = closePayload(code, "")
+	}
+	_ = ws.writeFrame(opClose, answer)
 }
 
 // fail ends a session whose client broke the protocol, telling it why.

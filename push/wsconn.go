@@ -32,7 +32,6 @@ const (
 
 // Close codes the parser and the session send besides the push protocol's own.
 const (
-	closeNormal        = 1000
 	closeProtocolError = 1002
 	closeInvalidData   = 1007 // a text message or close reason that is not UTF-8
 	closeTooBig        = 1009

@@ -355,3 +355,17 @@ func FuzzFrameParser(f *testing.F) {
 		}
 	})
 }
+
+// TestWS_CloseBeforeAuth: a client that closes instead of authenticating gets its close
+// answered at once, not a refusal after the auth timeout.
+func TestWS_CloseBeforeAuth(t *testing.T) {
+	s := newTestServer(t, Config{AuthTimeout: time.Minute}, time.Time{})
+	c := dialRaw(t, s, "/ws-auth")
+	c.send(clientFrame(true, opClose, closePayload(1001, "")))
+	if op, payload := c.next(); op != opClose || binary.BigEndian.Uint16(payload) != 1001 {
+		t.Fatalf("answer to close: %#x %x, want close 1001", op, payload)
+	}
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		t.Fatalf("after the close: %v, want the connection closed", err)
+	}
+}
