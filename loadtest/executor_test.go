@@ -420,3 +420,31 @@ func TestSharedIterations_CountsWhatMaxDurationLeftAsDropped(t *testing.T) {
 		t.Errorf("dropped_iterations = %v, want 48", got)
 	}
 }
+
+// A scenario's env reaches its exec as Env.Vars, as k6 hands a scenario's env to its script,
+// and its tags mark every sample it records, beside scenario:<name>.
+func TestScenario_EnvAndTagsReachTheExecAndItsSamples(t *testing.T) {
+	vars := map[string]map[string]string{} // scenario → its Env.Vars
+	reg := Registry{"e": func(env *Env, _ json.RawMessage) (Exec, error) {
+		vars[env.Scenario] = env.Vars
+		hits := env.Metrics.Counter("hits", Default, nil)
+		return ExecFunc(func(context.Context, *VU) error { hits.Add(1); return nil }), nil
+	}}
+	sc := Scenario{Executor: PerVUIterations, Exec: "e", VUs: 2, Iterations: 3, Env: map[string]string{"TARGET": "staging"}, Tags: Tags{"team": "sync"}}
+	other := Scenario{Executor: PerVUIterations, Exec: "e", VUs: 1, Iterations: 1}
+	sum := run(t, Options{
+		Scenarios: map[string]Scenario{"a": other, "s": sc},
+		Thresholds: map[string][]Threshold{
+			"hits{team:sync}":            {{Expr: "count==6"}},
+			"hits{scenario:s,team:sync}": {{Expr: "count==6"}},
+			"hits{scenario:a}":           {{Expr: "count==1"}},
+			"iterations{scenario:s}":     {{Expr: "count==6"}},
+		},
+	}, reg)
+	if !sum.Passed() {
+		t.Errorf("tag thresholds failed: %+v", sum.Metrics)
+	}
+	if vars["s"]["TARGET"] != "staging" || vars["a"] != nil {
+		t.Errorf("Env.Vars = %v, want TARGET=staging for s and none for a", vars)
+	}
+}

@@ -388,3 +388,18 @@ func TestVerbs_SteerAnExternallyControlledTest(t *testing.T) {
 		t.Errorf("status after the end = %d, want 1 (nothing listens)", code)
 	}
 }
+
+// --summary-trend-stats chooses the trend values of the summary, as k6's flag does.
+func TestSummaryTrendStats_Flag(t *testing.T) {
+	code, stdout, stderr := runProcess(t, "--scenario", "poll", "--iterations", "2", "--url", emptyStreams(t), "--log-level", "error",
+		"--summary-trend-stats", "med, p(99.9)")
+	if code != 0 {
+		t.Fatalf("exit code %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "p(99.9)=") || !strings.Contains(stdout, "med=") || strings.Contains(stdout, "p(95)=") || strings.Contains(stdout, "avg=") {
+		t.Errorf("summary does not show exactly med and p(99.9):\n%s", stdout)
+	}
+	if code, _, _ := runProcess(t, "--scenario", "poll", "--url", emptyStreams(t), "--summary-trend-stats", "mode"); code != exitInvalidConfig {
+		t.Errorf("an unknown trend stat: exit %d, want 104", code)
+	}
+}
