@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/pulsesync/pulsesync/loadtest"
@@ -70,15 +69,8 @@ func runVerb(ctx context.Context, verb string, args []string, stdout, stderr io.
 		fmt.Fprintf(fs.Output(), "pulsesync-load %s: %s.\n\nFlags:\n", verb, verbs[verb])
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
 	var patch *loadtest.ControlPatch
 	switch verb {
