@@ -18,8 +18,14 @@ import (
 var errIsolateProjections = errors.New("a projection failed: isolate projections")
 
 // errNoSequence ends an attempt that found the user without a sequence row, so that it locked
-// nothing: the row is created and the upload starts again.
+// nothing: the next attempt creates the row in its own transaction.
 var errNoSequence = errors.New("the user has no sequence row")
+
+// attemptMode is what an earlier attempt of the same upload learnt the next one must do.
+type attemptMode struct {
+	isolate        bool // run projections in savepoints (errIsolateProjections)
+	createSequence bool // create the user's sequence row before locking it (errNoSequence)
+}
 
 // maxAttempts bounds how often an upload transaction is re-run after a transient failure
 // (serialization failure, deadlock, lock timeout), as the reference does (§3.4 step 11).
@@ -51,19 +57,16 @@ func (s *Store) Upload(ctx context.Context, user, source string, in []ChangeInpu
 		res.Highest, err = s.Watermark(ctx, user)
 		return res, err
 	}
-	isolate, created := false, false
+	isolate, create := false, false
 	for attempt := 1; ; attempt++ {
-		err = s.applyOnce(ctx, user, source, changes, isolate, &res)
+		err = s.applyOnce(ctx, user, source, changes, attemptMode{isolate: isolate, createSequence: create}, &res)
 		if errors.Is(err, errIsolateProjections) && !isolate {
 			isolate, attempt = true, attempt-1 // not a failure of the database: no backoff
 			continue
 		}
-		if errors.Is(err, errNoSequence) && !created {
+		if errors.Is(err, errNoSequence) && !create {
 			// The user's first upload (not a failure of the database: no backoff).
-			if err = sequencer.Create(ctx, s.pool, user); err != nil {
-				return UploadResult{}, err
-			}
-			created, attempt = true, attempt-1
+			create, attempt = true, attempt-1
 			continue
 		}
 		if err == nil || !transient(err) || attempt == maxAttempts {
@@ -151,7 +154,7 @@ type rowState struct {
 // the attempt ends with errIsolateProjections and the next one runs them inside savepoints,
 // which costs a round trip per change to isolate the failing ones. Conflicts cost one round
 // trip to read the rows they report.
-func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*change, isolate bool, res *UploadResult) (err error) {
+func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*change, mode attemptMode, res *UploadResult) (err error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
@@ -175,7 +178,11 @@ func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*c
 		// where they would fail the whole upload (docs/protocol-v0.md §10.3 #5).
 		batch.Queue(`SET CONSTRAINTS ALL IMMEDIATE`)
 	}
-	block := sequencer.QueueLock(batch, user)
+	queueLock := sequencer.QueueLock
+	if mode.createSequence {
+		queueLock = sequencer.QueueCreateAndLock
+	}
+	block := queueLock(batch, user)
 	state := queueUploadState(batch, user, source, changes)
 	if err := c.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("read upload state: %w", err)
@@ -199,14 +206,14 @@ func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*c
 	}
 	groups, unconverted := planProjections(applied)
 	queueRecordFailures(&p, user, unconverted)
-	projFirst, projEnd := s.queueProjections(&p, user, groups, state.hasFailures, nil, isolate)
+	projFirst, projEnd := s.queueProjections(&p, user, groups, state.hasFailures, nil, mode.isolate)
 	p.exec(`COMMIT`)
 	failed, err := p.send(ctx, c)
 	if err != nil {
 		switch {
 		case failed < projFirst || failed >= projEnd || !projectionError(err):
 			return fmt.Errorf("write changes: %w", err)
-		case !isolate:
+		case !mode.isolate:
 			return errIsolateProjections
 		}
 		// The COMMIT was skipped with the rest of the pipeline: the transaction is open.

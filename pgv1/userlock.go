@@ -101,9 +101,9 @@ func errBusy() *Error {
 // time zone, so that every timestamp PostgreSQL renders for the wire carries UTC.
 const lockSQL = `SELECT set_config('lock_timeout', $1, true), set_config('TimeZone', 'UTC', true)`
 
-// errSequenceCreated ends an attempt that found the user without a bundle sequence row and
-// created it: the next attempt locks it.
-var errSequenceCreated = errors.New("bundle sequence created: lock again")
+// errNoSequence ends an attempt that found the user without a bundle sequence row, so that it
+// locked nothing: the next attempt creates the row in its own transaction.
+var errNoSequence = errors.New("the user has no bundle sequence row")
 
 // inUserLock runs fn in one transaction that holds user's lock: first a turn in this process's
 // queue for user, then a pooled connection, then the row lock on the user's bundle sequence
@@ -130,11 +130,11 @@ func (s *Store) inUserLock(ctx context.Context, user string, fn func(ctx context
 		return errBusy()
 	}
 	defer s.queues.release(user)
-	created := false
+	create := false
 	for attempt := 1; ; attempt++ {
-		err = s.lockedTx(ctx, user, deadline, fn)
-		if errors.Is(err, errSequenceCreated) && !created {
-			created, attempt = true, attempt-1 // the user's first mutation: not a failure
+		err = s.lockedTx(ctx, user, deadline, create, fn)
+		if errors.Is(err, errNoSequence) && !create {
+			create, attempt = true, attempt-1 // the user's first mutation: not a failure
 			continue
 		}
 		if err == nil || attempt == maxAttempts || !retryable(err) {
@@ -144,8 +144,9 @@ func (s *Store) inUserLock(ctx context.Context, user string, fn func(ctx context
 	}
 }
 
-// lockedTx is one attempt of inUserLock.
-func (s *Store) lockedTx(ctx context.Context, user string, deadline time.Time, fn func(ctx context.Context, tx pgx.Tx, seq *sequencer.Block) error) error {
+// lockedTx is one attempt of inUserLock; create inserts the user's bundle sequence row in the
+// transaction before locking it.
+func (s *Store) lockedTx(ctx context.Context, user string, deadline time.Time, create bool, fn func(ctx context.Context, tx pgx.Tx, seq *sequencer.Block) error) error {
 	remaining := time.Until(deadline)
 	if remaining <= 0 {
 		return errBusy()
@@ -166,7 +167,11 @@ func (s *Store) lockedTx(ctx context.Context, user string, deadline time.Time, f
 	batch.Queue("BEGIN")
 	// At least one millisecond: lock_timeout 0 would mean "wait forever".
 	batch.Queue(lockSQL, fmt.Sprintf("%dms", max(time.Until(deadline).Milliseconds(), 1)))
-	seq := sequencer.QueueLock(batch, sequencer.BundleStream(user))
+	queueLock := sequencer.QueueLock
+	if create {
+		queueLock = sequencer.QueueCreateAndLock
+	}
+	seq := queueLock(batch, sequencer.BundleStream(user))
 	tx := &userTx{conn: conn.Conn()}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
@@ -176,15 +181,7 @@ func (s *Store) lockedTx(ctx context.Context, user string, deadline time.Time, f
 		return fmt.Errorf("lock user: %w", err)
 	}
 	if seq.Missing() {
-		// Nothing is locked: create the user's sequence row outside this transaction and start
-		// again (inUserLock).
-		if err := tx.Rollback(ctx); err != nil {
-			return fmt.Errorf("lock user: %w", err)
-		}
-		if err := sequencer.Create(ctx, conn.Conn(), sequencer.BundleStream(user)); err != nil {
-			return err
-		}
-		return errSequenceCreated
+		return errNoSequence // nothing is locked: inUserLock starts again with create
 	}
 	err = fn(ctx, tx, seq)
 	if pgCode(err) == "55P03" {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Querier is the part of a pgx pool, connection or transaction the sequencer needs.
@@ -26,8 +25,14 @@ type Block struct {
 
 // lockSQL locks the user's sequence row and reads the newest committed value after any wait. A
 // row lock writes no new row version, which the upsert that used to create and lock the row in
-// one statement did on every upload; the row is created once, by Create.
+// one statement did on every upload; the row is created once, by the user's first upload
+// (QueueCreateAndLock).
 const lockSQL = `SELECT last_seq FROM sync.user_seq WHERE user_id = $1 FOR NO KEY UPDATE`
+
+// createSQL inserts the user's sequence row. Inside the transaction that then locks it, so the
+// row exists only if that transaction commits; a concurrent insert of the same user waits for
+// this transaction to end.
+const createSQL = `INSERT INTO sync.user_seq (user_id, last_seq) VALUES ($1, 0) ON CONFLICT (user_id) DO NOTHING`
 
 // QueueLock queues, as the next statement of batch, the lock of user's sequence row, and returns
 // the Block it fills when the batch's results are read. The lock is held until the transaction
@@ -36,7 +41,9 @@ const lockSQL = `SELECT last_seq FROM sync.user_seq WHERE user_id = $1 FOR NO KE
 // row of another user, so uploads of different users never wait for each other.
 //
 // A user without a sequence row (before their first upload) gets a Block that is Missing: it
-// locked nothing, so the caller must end the transaction, call Create and start again.
+// locked nothing, and statements queued after it may not have seen a concurrent first upload of
+// the same user, so the caller must roll back and run the transaction again with
+// QueueCreateAndLock.
 //
 // This is docs/architecture.md's "UPDATE … SET last_seq = last_seq + n" split in two: the upload learns how
 // many ids it needs only after judging its changes under the lock, so ids stay dense.
@@ -57,25 +64,16 @@ func QueueLock(batch *pgx.Batch, user string) *Block {
 	return b
 }
 
+// QueueCreateAndLock is QueueLock for a user whose row QueueLock found Missing: it first queues
+// the row's insert into the same transaction, so the Block it returns is never Missing, and a
+// transaction that rolls back (a refused upload) leaves no sequence row behind.
+func QueueCreateAndLock(batch *pgx.Batch, user string) *Block {
+	batch.Queue(createSQL, user)
+	return QueueLock(batch, user)
+}
+
 // Missing reports whether the user had no sequence row, so that the lock took nothing.
 func (b *Block) Missing() bool { return b.missing }
-
-const createSQL = `INSERT INTO sync.user_seq (user_id, last_seq) VALUES ($1, 0) ON CONFLICT (user_id) DO NOTHING`
-
-// Execer is the part of a pgx pool or connection that Create needs.
-type Execer interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
-// Create makes sure user has a sequence row, so that QueueLock finds one to lock. It commits on
-// its own (it must run outside the transaction that found the row missing) and may race with
-// another Create of the same user: both succeed.
-func Create(ctx context.Context, q Execer, user string) error {
-	if _, err := q.Exec(ctx, createSQL, user); err != nil {
-		return fmt.Errorf("create sequence of user: %w", err)
-	}
-	return nil
-}
 
 // Take reserves the next n ids and returns the first of them.
 func (b *Block) Take(n int) (first int64) {

@@ -11,16 +11,21 @@ import (
 	"github.com/pulsesync/pulsesync/sequencer"
 )
 
-// lockAndStore runs one transaction that locks user's sequence, takes n ids and stores them. It
-// returns the block, so a caller can see whether the lock found the user's row.
-func lockAndStore(ctx context.Context, pool *pgxpool.Pool, user string, n int) (*sequencer.Block, error) {
+// lockAndStore runs one transaction that locks user's sequence (creating it first when create is
+// set), takes n ids and stores them; commit false rolls the transaction back instead. It returns
+// the block, so a caller can see whether the lock found the user's row.
+func lockAndStore(ctx context.Context, pool *pgxpool.Pool, user string, n int, create, commit bool) (*sequencer.Block, error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	batch := &pgx.Batch{}
-	block := sequencer.QueueLock(batch, user)
+	queueLock := sequencer.QueueLock
+	if create {
+		queueLock = sequencer.QueueCreateAndLock
+	}
+	block := queueLock(batch, user)
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, err
 	}
@@ -33,7 +38,20 @@ func lockAndStore(ctx context.Context, pool *pgxpool.Pool, user string, n int) (
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, err
 	}
+	if !commit {
+		return block, tx.Rollback(ctx)
+	}
 	return block, tx.Commit(ctx)
+}
+
+// firstUpload takes n ids for user as an upload does: a plain lock, and when the user has no
+// sequence row yet, a second transaction that creates it.
+func firstUpload(ctx context.Context, pool *pgxpool.Pool, user string, n int) (*sequencer.Block, error) {
+	block, err := lockAndStore(ctx, pool, user, n, false, true)
+	if err != nil || !block.Missing() {
+		return block, err
+	}
+	return lockAndStore(ctx, pool, user, n, true, true)
 }
 
 func TestQueueLock_MissingUntilCreated(t *testing.T) {
@@ -41,22 +59,18 @@ func TestQueueLock_MissingUntilCreated(t *testing.T) {
 	pool := newPool(t)
 	ctx := t.Context()
 
-	block, err := lockAndStore(ctx, pool, "alice", 3)
+	block, err := lockAndStore(ctx, pool, "alice", 3, false, true)
 	if err != nil {
 		t.Fatalf("lock before create: %v", err)
 	}
 	if !block.Missing() {
 		t.Fatalf("a user who never uploaded: Missing() = false, want true")
 	}
-	for range 2 { // a second Create (a lost race) is harmless
-		if err := sequencer.Create(ctx, pool, "alice"); err != nil {
-			t.Fatalf("Create: %v", err)
-		}
-	}
 	for want := int64(3); want <= 6; want += 3 {
-		block, err := lockAndStore(ctx, pool, "alice", 3)
+		// Creating a row that exists (a lost race) is harmless.
+		block, err := lockAndStore(ctx, pool, "alice", 3, true, true)
 		if err != nil {
-			t.Fatalf("lock after create: %v", err)
+			t.Fatalf("create and lock: %v", err)
 		}
 		if block.Missing() || block.Last() != want {
 			t.Fatalf("after create: Missing() = %t, Last() = %d, want false and %d", block.Missing(), block.Last(), want)
@@ -67,15 +81,36 @@ func TestQueueLock_MissingUntilCreated(t *testing.T) {
 	}
 }
 
-// TestQueueLock_SerialisesOneUser: concurrent transactions of one user each see the previous
-// one's store, so the ids they take are dense and never handed out twice (invariant I1).
+// TestQueueCreateAndLock_RolledBackLeavesNoRow: a refused first upload (its transaction rolled
+// back) leaves no sequence row behind, so refused requests change nothing.
+func TestQueueCreateAndLock_RolledBackLeavesNoRow(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t)
+	ctx := t.Context()
+
+	block, err := lockAndStore(ctx, pool, "carol", 2, true, false)
+	if err != nil {
+		t.Fatalf("create and lock: %v", err)
+	}
+	if block.Missing() || block.Last() != 2 {
+		t.Fatalf("inside the transaction: Missing() = %t, Last() = %d, want false and 2", block.Missing(), block.Last())
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM sync.user_seq WHERE user_id = 'carol'`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Fatalf("sequence rows of carol after rollback = %d, want 0", rows)
+	}
+}
+
+// TestQueueLock_SerialisesOneUser: concurrent transactions of one user, the first of them racing
+// to create the user's sequence row, each see the previous one's store, so the ids they take are
+// dense and never handed out twice (invariant I1).
 func TestQueueLock_SerialisesOneUser(t *testing.T) {
 	t.Parallel()
 	pool := newPool(t)
 	ctx := t.Context()
-	if err := sequencer.Create(ctx, pool, "bob"); err != nil {
-		t.Fatalf("Create: %v", err)
-	}
 	const workers, rounds = 8, 10
 	var mu sync.Mutex
 	seen := map[int64]bool{}
@@ -83,7 +118,7 @@ func TestQueueLock_SerialisesOneUser(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for range rounds {
-				block, err := lockAndStore(ctx, pool, "bob", 1)
+				block, err := firstUpload(ctx, pool, "bob", 1)
 				if err != nil {
 					t.Errorf("lockAndStore: %v", err)
 					return
