@@ -10,9 +10,11 @@
 # the database's growth during the run (uploads slow as tables grow) cancels out.
 #
 # Usage: loadtest/push-overhead.sh [cycles]   (needs a running server; env: URL, METRICS, PSLOAD,
-# HOLD, GAP, LISTENERS, LISTENER_NICE). Prints one line per second to $OUT and the comparison at
+# HOLD, GAP, LISTENERS, LISTENER_VUS, LISTENER_NICE). Prints one line per second to $OUT and the comparison at
 # the end. On one machine the listeners' process competes with the server and the database for
 # CPU; LISTENER_NICE=19 lowers its priority, which comes closer to devices on other machines.
+# LISTENER_VUS (100) connect in parallel: with the machine saturated by the uploads, a handshake
+# takes tens of milliseconds, and 10 connecting one after another took most of a 40 s window.
 set -euo pipefail
 
 cycles=${1:-6}
@@ -43,7 +45,7 @@ sampler=$!
 
 for _ in $(seq "$cycles"); do
 	sleep "$gap"
-	nice -n "${LISTENER_NICE:-0}" "$psload" --scenario idle_ws --vus 10 --connections "$listeners" --users 2000 --devices-per-user 5 \
+	nice -n "${LISTENER_NICE:-0}" "$psload" --scenario idle_ws --vus "${LISTENER_VUS:-100}" --connections "$listeners" --users 2000 --devices-per-user 5 \
 		--source-ips 2 --duration "${hold}s" --url "$url" >>"$out.listeners" 2>&1
 done
 wait "$uploader" || true
