@@ -13,14 +13,14 @@ import (
 // rows (six chunks, two pages of committed rows) exercise every paging path.
 func TestLoadScenariosV1_RunAgainstTheServer(t *testing.T) {
 	srv := servertest.New(t, servertest.Options{V1: true})
-	// Both setups commit 250 rows to each of the two users, so every user holds 500 rows when
-	// the measured phase starts.
+	// Both scenarios take their users from one pool, and both setups commit 250 rows to each of
+	// the two users, so every user holds 500 rows when the measured phase starts.
 	runLoad(t, srv, `{
 	  "scenarios": {
 	    "pull":     {"executor": "per-vu-iterations", "exec": "v1_pull", "vus": 2, "iterations": 2,
-	                 "params": {"users": 2, "prefill_rows": 500, "prefill_batch": 50, "limit": 3}},
+	                 "params": {"users": 2, "user_pool": "v1", "prefill_rows": 500, "prefill_batch": 50, "limit": 3}},
 	    "snapshot": {"executor": "per-vu-iterations", "exec": "v1_snapshot", "vus": 2, "iterations": 2,
-	                 "params": {"users": 2, "prefill_rows": 500, "prefill_batch": 100, "limit": 70}}
+	                 "params": {"users": 2, "user_pool": "v1", "prefill_rows": 500, "prefill_batch": 100, "limit": 70}}
 	  },
 	  "thresholds": {"checks": ["rate==1"], "http_req_failed": ["rate==0"],
 	                 "rows_pulled": ["count==2000"], "rows_snapshotted": ["count==2000"]}

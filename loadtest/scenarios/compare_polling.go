@@ -321,16 +321,7 @@ func dialHinted(ctx context.Context, p Params, client *http.Client, s *sessions,
 // fails. It closes conn.
 func readHints(ctx context.Context, vu *loadtest.VU, conn *websocket.Conn, hint func(seq int64) error) error {
 	defer conn.CloseNow()
-	closing := make(chan struct{})
-	stop := context.AfterFunc(vu.Draining(), func() {
-		defer close(closing)
-		conn.Close(websocket.StatusNormalClosure, "load test over")
-	})
-	defer func() {
-		if !stop() {
-			<-closing
-		}
-	}()
+	defer closeOnDrain(vu, conn)()
 	for {
 		_, data, err := conn.Read(ctx)
 		if err != nil {

@@ -104,17 +104,7 @@ func (x *listenerExec) listenWS(ctx context.Context, vu *loadtest.VU, client *ht
 	defer x.sessions.closed()
 	defer conn.CloseNow()
 
-	// On drain, close politely; the read loop below sees the close.
-	closing := make(chan struct{})
-	stop := context.AfterFunc(vu.Draining(), func() {
-		defer close(closing)
-		conn.Close(websocket.StatusNormalClosure, "load test over")
-	})
-	defer func() {
-		if !stop() {
-			<-closing
-		}
-	}()
+	defer closeOnDrain(vu, conn)()
 	for {
 		_, data, err := conn.Read(ctx)
 		at := time.Now()

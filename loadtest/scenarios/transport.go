@@ -1,12 +1,31 @@
 package scenarios
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/pulsesync/pulsesync/loadtest"
 )
+
+// closeOnDrain closes conn politely when vu starts draining, so that the VU's read loop sees the
+// close and ends. Defer the returned wait: it cancels the close if the drain has not come, and
+// otherwise waits for the close handshake to finish.
+func closeOnDrain(vu *loadtest.VU, conn *websocket.Conn) (wait func()) {
+	closing := make(chan struct{})
+	stop := context.AfterFunc(vu.Draining(), func() {
+		defer close(closing)
+		conn.Close(websocket.StatusNormalClosure, "load test over")
+	})
+	return func() {
+		if !stop() {
+			<-closing
+		}
+	}
+}
 
 // newClient returns an HTTP client whose connections come from local (nil:
 // the system's choice) and that keeps up to idle connections per host for
