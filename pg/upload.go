@@ -178,11 +178,7 @@ func (s *Store) applyOnce(ctx context.Context, user, source string, changes []*c
 		// where they would fail the whole upload (docs/protocol-v0.md §10.3 #5).
 		batch.Queue(`SET CONSTRAINTS ALL IMMEDIATE`)
 	}
-	queueLock := sequencer.QueueLock
-	if mode.createSequence {
-		queueLock = sequencer.QueueCreateAndLock
-	}
-	block := queueLock(batch, user)
+	block := sequencer.QueueLock(batch, user, mode.createSequence)
 	state := queueUploadState(batch, user, source, changes)
 	if err := c.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("read upload state: %w", err)

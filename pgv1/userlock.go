@@ -167,11 +167,7 @@ func (s *Store) lockedTx(ctx context.Context, user string, deadline time.Time, c
 	batch.Queue("BEGIN")
 	// At least one millisecond: lock_timeout 0 would mean "wait forever".
 	batch.Queue(lockSQL, fmt.Sprintf("%dms", max(time.Until(deadline).Milliseconds(), 1)))
-	queueLock := sequencer.QueueLock
-	if create {
-		queueLock = sequencer.QueueCreateAndLock
-	}
-	seq := queueLock(batch, sequencer.BundleStream(user))
+	seq := sequencer.QueueLock(batch, sequencer.BundleStream(user), create)
 	tx := &userTx{conn: conn.Conn()}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {

@@ -26,7 +26,7 @@ type Block struct {
 // lockSQL locks the user's sequence row and reads the newest committed value after any wait. A
 // row lock writes no new row version, which the upsert that used to create and lock the row in
 // one statement did on every upload; the row is created once, by the user's first upload
-// (QueueCreateAndLock).
+// (QueueLock with create).
 const lockSQL = `SELECT last_seq FROM sync.user_seq WHERE user_id = $1 FOR NO KEY UPDATE`
 
 // createSQL inserts the user's sequence row. Inside the transaction that then locks it, so the
@@ -34,7 +34,7 @@ const lockSQL = `SELECT last_seq FROM sync.user_seq WHERE user_id = $1 FOR NO KE
 // this transaction to end.
 const createSQL = `INSERT INTO sync.user_seq (user_id, last_seq) VALUES ($1, 0) ON CONFLICT (user_id) DO NOTHING`
 
-// QueueLock queues, as the next statement of batch, the lock of user's sequence row, and returns
+// QueueLock queues, as the next statements of batch, the lock of user's sequence row, and returns
 // the Block it fills when the batch's results are read. The lock is held until the transaction
 // ends, so ids of one user become visible in the order they were taken (invariant I1), and every
 // statement queued after it sees everything committed by the user's earlier uploads. It locks no
@@ -42,12 +42,17 @@ const createSQL = `INSERT INTO sync.user_seq (user_id, last_seq) VALUES ($1, 0) 
 //
 // A user without a sequence row (before their first upload) gets a Block that is Missing: it
 // locked nothing, and statements queued after it may not have seen a concurrent first upload of
-// the same user, so the caller must roll back and run the transaction again with
-// QueueCreateAndLock.
+// the same user, so the caller must roll back and run the transaction again with create set.
+// Create queues the row's insert first, in the same transaction, so the Block is never Missing
+// and a transaction that rolls back (a refused upload) leaves no sequence row behind. Every
+// upload but a user's first runs without it: the plain lock writes nothing.
 //
 // This is docs/architecture.md's "UPDATE … SET last_seq = last_seq + n" split in two: the upload learns how
 // many ids it needs only after judging its changes under the lock, so ids stay dense.
-func QueueLock(batch *pgx.Batch, user string) *Block {
+func QueueLock(batch *pgx.Batch, user string, create bool) *Block {
+	if create {
+		batch.Queue(createSQL, user)
+	}
 	b := &Block{user: user}
 	batch.Queue(lockSQL, user).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&b.last)
@@ -62,14 +67,6 @@ func QueueLock(batch *pgx.Batch, user string) *Block {
 		return nil
 	})
 	return b
-}
-
-// QueueCreateAndLock is QueueLock for a user whose row QueueLock found Missing: it first queues
-// the row's insert into the same transaction, so the Block it returns is never Missing, and a
-// transaction that rolls back (a refused upload) leaves no sequence row behind.
-func QueueCreateAndLock(batch *pgx.Batch, user string) *Block {
-	batch.Queue(createSQL, user)
-	return QueueLock(batch, user)
 }
 
 // Missing reports whether the user had no sequence row, so that the lock took nothing.

@@ -21,11 +21,7 @@ func lockAndStore(ctx context.Context, pool *pgxpool.Pool, user string, n int, c
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	batch := &pgx.Batch{}
-	queueLock := sequencer.QueueLock
-	if create {
-		queueLock = sequencer.QueueCreateAndLock
-	}
-	block := queueLock(batch, user)
+	block := sequencer.QueueLock(batch, user, create)
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, err
 	}
@@ -81,9 +77,9 @@ func TestQueueLock_MissingUntilCreated(t *testing.T) {
 	}
 }
 
-// TestQueueCreateAndLock_RolledBackLeavesNoRow: a refused first upload (its transaction rolled
+// TestQueueLock_CreateRolledBackLeavesNoRow: a refused first upload (its transaction rolled
 // back) leaves no sequence row behind, so refused requests change nothing.
-func TestQueueCreateAndLock_RolledBackLeavesNoRow(t *testing.T) {
+func TestQueueLock_CreateRolledBackLeavesNoRow(t *testing.T) {
 	t.Parallel()
 	pool := newPool(t)
 	ctx := t.Context()
